@@ -1,0 +1,48 @@
+// Credentials: one TokenSource per kind of credential, tried in the order of interface.md.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/log.hpp"
+#include "common/secret.hpp"
+#include "http/client.hpp"
+
+namespace tsign::auth {
+
+inline constexpr const char* kCodeSigningScope = "https://codesigning.azure.net/.default";
+inline constexpr const char* kCodeSigningResource = "https://codesigning.azure.net";
+
+struct AccessToken {
+  Secret token;
+  std::chrono::system_clock::time_point expires_on;
+};
+
+class TokenSource {
+ public:
+  virtual ~TokenSource() = default;
+  // Throws AuthError (exit 3) with what the service said when it refuses.
+  virtual boost::asio::awaitable<AccessToken> get_token() = 0;
+  virtual std::string name() const = 0;  // "client secret", "GitHub OIDC", ...
+};
+
+// Inputs of the chain (from the option table and the environment).
+struct CredentialSettings {
+  std::string tenant_id, client_id;
+  Secret client_secret;
+  std::string client_certificate_path;
+  std::string authority_host = "https://login.microsoftonline.com";
+  bool exclude_environment = false, exclude_workload_identity = false,
+       exclude_managed_identity = false, exclude_azure_cli = false;
+};
+
+// The first applicable source of the chain, wrapped in a cache that refreshes the token before
+// it expires (a run may last hours). Throws AuthError listing what each link needed when none
+// applies. Every token obtained is passed to log.mask() before it is returned.
+std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& settings,
+                                                   http::Client& client, Log& log);
+
+}  // namespace tsign::auth

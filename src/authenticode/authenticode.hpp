@@ -1,0 +1,94 @@
+// Authenticode PKCS#7 SignedData assembly and verification (authenticode.md), built with
+// OpenSSL's PKCS7 / ASN.1 templates only. Sequence of a signature:
+//   prepare()  -> digest_to_sign()  -> Signer::sign()  -> assemble()  [-> add_timestamp()]
+//   [-> nest() into an existing signature for append-signature]
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/ossl.hpp"
+#include "formats/format.hpp"
+#include "signer/signer.hpp"
+
+namespace tsign::authenticode {
+
+struct SignOptions {
+  DigestAlg alg = DigestAlg::sha256;
+  std::string description;      // SpcSpOpusInfo programName
+  std::string description_url;  // SpcSpOpusInfo moreInfo
+};
+
+class PreparedSignature {
+ public:
+  // Builds SpcIndirectDataContent for `kind` over `file_digest` and the authenticated
+  // attributes (contentType, messageDigest, SpcStatementType individual, SpcSpOpusInfo; no
+  // signingTime).
+  static PreparedSignature prepare(formats::SpcKind kind, ByteView file_digest,
+                                   const SignOptions& opts);
+
+  // H(DER of the authenticated attributes as a SET OF): what the Signer signs.
+  const Bytes& digest_to_sign() const { return to_sign_; }
+  DigestAlg alg() const { return alg_; }
+
+  // Checks `result` (signature verifies over the attributes with the leaf's public key; the
+  // leaf has the code-signing EKU; the chain is non-empty) and returns the DER ContentInfo of
+  // the complete SignedData. Throws FileError with the reason otherwise.
+  Bytes assemble(const signer::SignResult& result) const;
+
+ private:
+  DigestAlg alg_ = DigestAlg::sha256;
+  Bytes indirect_data_;  // DER SpcIndirectDataContent
+  Bytes attrs_;          // DER SET OF authenticated attributes
+  Bytes to_sign_;
+};
+
+// The SignerInfo's encryptedDigest octets (what an RFC 3161 imprint is computed over).
+Bytes signature_value(ByteView pkcs7_der);
+
+// Adds `token_der` (an RFC 3161 TimeStampToken, a DER ContentInfo) as the unsigned attribute
+// 1.3.6.1.4.1.311.3.3.1 of the primary SignerInfo. Returns the new DER.
+Bytes add_timestamp(ByteView pkcs7_der, ByteView token_der);
+
+// append-signature: returns `outer_der` with `inner_der` added as a value of the unsigned
+// attribute 1.3.6.1.4.1.311.2.4.1 of its primary SignerInfo (after any existing nested ones).
+Bytes nest(ByteView outer_der, ByteView inner_der);
+
+struct SignatureReport {
+  std::string subject;  // leaf subject, one line
+  std::string issuer;
+  std::string sha256_thumbprint;      // hex of SHA-256 over the leaf DER
+  std::string not_before, not_after;  // ISO 8601 UTC
+  DigestAlg alg = DigestAlg::sha256;
+  bool timestamped = false;
+  std::string timestamp_time;  // ISO 8601 UTC, when timestamped
+  bool nested = false;
+  std::vector<std::string> problems;  // empty = this signature verifies
+};
+
+struct VerifyOptions {
+  // Trusted roots. Null = the platform's (platform::load_trust_roots).
+  X509_STORE* roots = nullptr;
+  // Also the roots for time-stamp tokens. Null = `roots`.
+  X509_STORE* tsa_roots = nullptr;
+};
+
+struct VerifyResult {
+  std::vector<SignatureReport> signatures;  // primary first, then nested ones
+  bool ok() const;
+  std::string first_problem() const;
+};
+
+// Checks every signature of `file`: the file's digest against the one signed, the signature
+// over the authenticated attributes, the chain to the roots (at the time-stamp's time when
+// there is one, else now), the time-stamp token itself, and nested signatures.
+VerifyResult verify(formats::SignableFile& file, const VerifyOptions& opts);
+
+// Leaf certificate facts for the summary and report.
+SignatureReport describe_certificate(X509* leaf);
+
+}  // namespace tsign::authenticode

@@ -1,0 +1,82 @@
+// Every platform-specific call lives behind this header: environment, files (wide paths on
+// Windows), atomic replacement, the console and the trust store. Nothing else in src/ may use
+// POSIX- or Win32-only APIs.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+
+#include <openssl/ssl.h>
+
+#include "common/bytes.hpp"
+
+namespace tsign::platform {
+
+std::optional<std::string> getenv(const std::string& name);
+
+// UTF-8 text <-> filesystem paths (UTF-16 on Windows).
+std::string to_utf8(const std::filesystem::path& p);
+std::filesystem::path from_utf8(std::string_view s);
+
+// A file opened for reading, with positioned reads. Throws FileError naming the path.
+class ReadFile {
+ public:
+  explicit ReadFile(const std::filesystem::path& path);
+  ~ReadFile();
+  ReadFile(const ReadFile&) = delete;
+  ReadFile& operator=(const ReadFile&) = delete;
+
+  std::uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+  // Reads exactly out.size() bytes at offset; throws FileError if the file is shorter.
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out);
+  Bytes read_at(std::uint64_t offset, std::size_t n);
+
+ private:
+  std::filesystem::path path_;
+  std::FILE* f_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+// A new version of `target`, written beside it under a temporary name and moved over it only by
+// commit(). Destroying it without commit() deletes the temporary file: the target is either the
+// old bytes or the complete new ones, never something in between.
+class ReplaceFile {
+ public:
+  explicit ReplaceFile(const std::filesystem::path& target);
+  ~ReplaceFile();
+  ReplaceFile(const ReplaceFile&) = delete;
+  ReplaceFile& operator=(const ReplaceFile&) = delete;
+
+  void write(ByteView data);
+  const std::filesystem::path& temp_path() const { return temp_; }
+  // Flushes to stable storage, closes, keeps the target's permissions, atomically renames.
+  void close();   // flush and close without renaming (so the copy can be re-read and checked)
+  void commit();  // close() if needed, then rename over the target
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  std::FILE* f_ = nullptr;
+  bool committed_ = false;
+};
+
+// True if the file's permissions or attributes forbid writing it (root included: we honour the
+// read-only bit rather than overriding it).
+bool is_read_only(const std::filesystem::path& p);
+
+bool is_terminal(std::FILE* stream);
+// Makes the console print UTF-8 correctly (Windows); a no-op elsewhere.
+void setup_console();
+
+// Adds the platform's trusted roots to an OpenSSL context: SSL_CERT_FILE when set, else the
+// system store (the Windows ROOT store on Windows, OpenSSL's default paths elsewhere).
+void load_trust_roots(SSL_CTX* ctx);
+void load_trust_roots(X509_STORE* store);
+
+}  // namespace tsign::platform

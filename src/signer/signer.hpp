@@ -1,0 +1,33 @@
+// The Signer interface: everything above it (formats, Authenticode assembly, time-stamps, the
+// engine) is shared between the cloud service and a local key, so the local key is also the
+// test double of the cloud.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/ossl.hpp"
+
+namespace tsign::signer {
+
+struct SignResult {
+  Bytes signature;  // raw signature value (RSA: modulus-sized; ECDSA: DER Ecdsa-Sig-Value)
+  std::vector<X509Ptr> chain;  // leaf first, then intermediates (the root may be included)
+};
+
+class Signer {
+ public:
+  virtual ~Signer() = default;
+  // Signs `digest` (already hashed with `alg`: the hash of the DER signed attributes).
+  // Throws tsign::Error subclasses: FileError for a per-file failure, AuthError for 401/403,
+  // DeadlineError when the run's deadline passes.
+  virtual boost::asio::awaitable<SignResult> sign(Bytes digest, DigestAlg alg) = 0;
+  // For logs and the summary: "local key k.pem" / "Trusted Signing eus/account/profile".
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace tsign::signer
