@@ -1,0 +1,425 @@
+// PE/COFF images: Microsoft "PE Format" (learn.microsoft.com/windows/win32/debug/pe-format),
+// "Optional Header Data Directories" and "The Attribute Certificate Table (Image Only)", and
+// "Windows Authenticode Portable Executable Signature Format" for the digest. Behaviour on edge
+// cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output.
+#include "formats/pe.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+
+#include <openssl/err.h>
+#include <openssl/pkcs7.h>
+
+#include "common/error.hpp"
+#include "common/ossl.hpp"
+#include "platform/platform.hpp"
+
+namespace tsign::formats::pe {
+
+namespace {
+
+constexpr std::uint64_t kFourGiB = std::uint64_t{1} << 32;
+constexpr std::size_t kChunk = std::size_t{1} << 20;  // the streaming buffer: 1 MiB
+// An Authenticode signature is kilobytes (a few hundred with many nested signatures); a larger
+// table is not a signature we can sensibly hold in memory and re-embed.
+constexpr std::uint32_t kMaxCertTable = 64u << 20;
+constexpr std::uint16_t kWinCertRevision2 = 0x0200;
+constexpr std::uint16_t kWinCertTypePkcsSignedData = 0x0002;
+constexpr std::uint16_t kMagicPe32 = 0x10B;
+constexpr std::uint16_t kMagicPe32Plus = 0x20B;
+constexpr std::size_t kDosHeaderSize = 64;
+constexpr std::size_t kSectionHeaderSize = 40;
+// Offsets from e_lfanew (see the table in docs/authenticode.md).
+constexpr std::uint64_t kOffNumberOfSections = 6;
+constexpr std::uint64_t kOffSizeOfOptionalHeader = 20;
+constexpr std::uint64_t kOffMagic = 24;
+constexpr std::uint64_t kOffCheckSum = 88;
+constexpr std::uint64_t kOffNumberOfRvaAndSizes32 = 116;
+constexpr std::uint64_t kOffCertEntry32 = 152;
+constexpr std::uint64_t kPe32PlusShift = 16;  // PE32+ has 16 more bytes before the directories
+constexpr std::uint64_t kOptionalHeaderStart = 24;
+
+std::uint16_t le16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+std::uint32_t le32(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+void put_le32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+void put_le16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = static_cast<std::uint8_t>(v);
+  p[1] = static_cast<std::uint8_t>(v >> 8);
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+[[noreturn]] void fail(std::string_view name, const std::string& reason) {
+  throw FileError(std::string(name) + ": " + reason);
+}
+
+std::uint64_t round8(std::uint64_t v) {
+  return (v + 7) & ~std::uint64_t{7};
+}
+
+// What detection learns; parse() goes on from here.
+struct Headers {
+  std::uint32_t e_lfanew = 0;
+  bool pe32_plus = false;
+  Bytes nt;  // bytes from e_lfanew up to the end of the certificate table entry
+};
+
+// Shared by detect() and parse(): returns the reason the bytes are not a PE image, or nullopt.
+std::optional<std::string> read_headers(Source& src, Headers& h) {
+  const std::uint64_t size = src.size();
+  std::array<std::uint8_t, kDosHeaderSize> dos{};
+  if (size < 2) return "not a PE file: no MZ header";
+  src.read_at(0, std::span<std::uint8_t>(dos.data(), 2));
+  if (dos[0] != 'M' || dos[1] != 'Z') return "not a PE file: no MZ header";
+  if (size < kDosHeaderSize) return "truncated file: shorter than the 64-byte MS-DOS header";
+  src.read_at(0, dos);
+  h.e_lfanew = le32(&dos[0x3C]);
+  if (h.e_lfanew >= size || size - h.e_lfanew < 4)
+    return "e_lfanew (" + hex(h.e_lfanew) + ") points outside the file (size " +
+           std::to_string(size) + ")";
+  std::array<std::uint8_t, 4> sig{};
+  src.read_at(h.e_lfanew, sig);
+  if (std::memcmp(sig.data(), "PE\0\0", 4) != 0)
+    return "not a PE file: no \"PE\\0\\0\" signature at e_lfanew (" + hex(h.e_lfanew) + ")";
+  if (size - h.e_lfanew < kOffMagic + 2)
+    return "truncated file: the COFF header ends after the end of the file";
+  std::array<std::uint8_t, 2> magic{};
+  src.read_at(h.e_lfanew + kOffMagic, magic);
+  const std::uint16_t m = le16(magic.data());
+  if (m != kMagicPe32 && m != kMagicPe32Plus)
+    return "not a PE file: unknown optional header magic " + hex(m) + " (expected 0x10B or 0x20B)";
+  h.pe32_plus = m == kMagicPe32Plus;
+  const std::uint64_t need = kOffCertEntry32 + (h.pe32_plus ? kPe32PlusShift : 0) + 8;
+  if (size - h.e_lfanew < need)
+    return "truncated file: the optional header ends before its certificate table entry";
+  h.nt = Bytes(need);
+  src.read_at(h.e_lfanew, h.nt);
+  return std::nullopt;
+}
+
+// Calls fn(offset, piece) for the parts of [offset, offset+data.size()) that the Authenticode
+// digest covers, i.e. everything except the CheckSum field and the certificate table entry.
+template <typename Fn>
+void for_each_covered(const Layout& l, std::uint64_t offset, ByteView data, Fn&& fn) {
+  const std::array<std::pair<std::uint64_t, std::uint64_t>, 2> skip{{
+      {l.checksum_offset, l.checksum_offset + 4},
+      {l.cert_entry_offset, l.cert_entry_offset + 8},
+  }};
+  std::uint64_t pos = offset;
+  const std::uint64_t end = offset + data.size();
+  for (auto [a, b] : skip) {
+    if (b <= pos || a >= end) continue;
+    if (a > pos) fn(pos, data.subspan(pos - offset, a - pos));
+    pos = std::max(pos, std::min(b, end));
+  }
+  if (pos < end) fn(pos, data.subspan(pos - offset, end - pos));
+}
+
+// Overwrites the parts of the chunk at `offset` that fall inside [field_off, field_off+field.size).
+void patch(std::uint64_t offset, std::span<std::uint8_t> chunk, std::uint64_t field_off,
+           ByteView field) {
+  const std::uint64_t a = std::max(offset, field_off);
+  const std::uint64_t b = std::min(offset + chunk.size(), field_off + field.size());
+  for (std::uint64_t i = a; i < b; ++i) chunk[i - offset] = field[i - field_off];
+}
+
+class FileSource final : public Source {
+ public:
+  explicit FileSource(platform::ReadFile& f) : f_(f) {}
+  std::uint64_t size() const override { return f_.size(); }
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    f_.read_at(offset, out);
+  }
+
+ private:
+  platform::ReadFile& f_;
+};
+
+}  // namespace
+
+void MemorySource::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
+  if (offset > data_.size() || out.size() > data_.size() - offset)
+    throw FileError(name_ + ": unexpected end of file");
+  std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+}
+
+bool detect(Source& src) {
+  try {
+    Headers h;
+    return !read_headers(src, h).has_value();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+Layout parse(Source& src, std::string_view name) {
+  Headers h;
+  if (auto why = read_headers(src, h)) fail(name, *why);
+
+  Layout l;
+  l.file_size = src.size();
+  // The certificate table's offset and size are 32-bit fields.
+  if (l.file_size >= kFourGiB)
+    fail(name, "the file is 4 GiB or larger; a PE file cannot be signed beyond 4 GiB");
+  l.e_lfanew = h.e_lfanew;
+  l.pe32_plus = h.pe32_plus;
+  const std::uint64_t shift = h.pe32_plus ? kPe32PlusShift : 0;
+  l.checksum_offset = h.e_lfanew + kOffCheckSum;
+  l.cert_entry_offset = h.e_lfanew + kOffCertEntry32 + shift;
+  l.stored_checksum = le32(&h.nt[kOffCheckSum]);
+
+  const std::uint32_t nrva = le32(&h.nt[kOffNumberOfRvaAndSizes32 + shift]);
+  if (nrva < 5)
+    fail(name, "NumberOfRvaAndSizes is " + std::to_string(nrva) +
+                   " (< 5): the image has no certificate table entry");
+  const std::uint16_t opt_size = le16(&h.nt[kOffSizeOfOptionalHeader]);
+  const std::uint64_t min_opt = kOffCertEntry32 + shift + 8 - kOptionalHeaderStart;
+  if (opt_size < min_opt)
+    fail(name, "SizeOfOptionalHeader is " + std::to_string(opt_size) +
+                   ", too small to hold the certificate table entry");
+  const std::uint16_t nsec = le16(&h.nt[kOffNumberOfSections]);
+  l.headers_end =
+      h.e_lfanew + kOptionalHeaderStart + opt_size + std::uint64_t{nsec} * kSectionHeaderSize;
+  if (l.headers_end > l.file_size)
+    fail(name, "the section table (" + std::to_string(nsec) + " sections) ends outside the file");
+
+  const std::uint32_t pos = le32(&h.nt[kOffCertEntry32 + shift]);
+  const std::uint32_t len = le32(&h.nt[kOffCertEntry32 + shift + 4]);
+  if (pos == 0 && len == 0) return l;  // unsigned
+  if (pos == 0 || len == 0)
+    fail(name, "the certificate table entry is inconsistent (offset " + hex(pos) + ", size " +
+                   std::to_string(len) + ")");
+  if (pos >= l.file_size)
+    fail(name, "the certificate table starts outside the file (offset " + hex(pos) +
+                   ", file size " + std::to_string(l.file_size) + ")");
+  if (std::uint64_t{pos} + len > l.file_size)
+    fail(name, "the certificate table ends outside the file (offset " + hex(pos) + ", size " +
+                   std::to_string(len) + ", file size " + std::to_string(l.file_size) + ")");
+  if (std::uint64_t{pos} + len != l.file_size)
+    fail(name, "the certificate table is not at the end of the file (" +
+                   std::to_string(l.file_size - pos - len) + " bytes follow it)");
+  if (pos < l.headers_end) fail(name, "the certificate table overlaps the PE headers");
+  // The specification requires quadword alignment; every signer pads the image before the table,
+  // and the digest of a signed file (which does not pad) then equals that of the unsigned one.
+  if (pos % 8 != 0) fail(name, "the certificate table is not 8-byte aligned (" + hex(pos) + ")");
+  if (len < 8) fail(name, "the certificate table is too small for a WIN_CERTIFICATE header");
+  if (len > kMaxCertTable)
+    fail(name, "the certificate table is " + std::to_string(len) +
+                   " bytes, too large to be an Authenticode signature");
+
+  Bytes table = Bytes(len);
+  src.read_at(pos, table);
+  const std::uint32_t dw_length = le32(&table[0]);
+  const std::uint16_t revision = le16(&table[4]);
+  const std::uint16_t type = le16(&table[6]);
+  if (revision != kWinCertRevision2)
+    fail(name, "WIN_CERTIFICATE revision is " + hex(revision) + ", expected 0x200");
+  if (type != kWinCertTypePkcsSignedData)
+    fail(name, "WIN_CERTIFICATE type is " + hex(type) + ", expected 0x2 (PKCS_SIGNED_DATA)");
+  if (dw_length <= 8 || dw_length > len)
+    fail(name, "WIN_CERTIFICATE length " + std::to_string(dw_length) +
+                   " does not fit the certificate table (" + std::to_string(len) + " bytes)");
+
+  // The DER's own length says where the signature ends; d2i parses exactly one object.
+  const unsigned char* p = table.data() + 8;
+  PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(dw_length - 8)));
+  if (!p7) {
+    ERR_clear_error();
+    fail(name, "the existing signature is not a valid PKCS#7 structure");
+  }
+  const std::size_t der_end = static_cast<std::size_t>(p - table.data());
+  // CVE-2013-3900: data appended inside the table after the signature survives verification
+  // by lax verifiers. Only the zero padding to the next 8-byte boundary may follow.
+  const bool only_padding =
+      len - der_end < 8 && std::all_of(table.begin() + static_cast<std::ptrdiff_t>(der_end),
+                                       table.end(), [](std::uint8_t b) { return b == 0; });
+  if (!only_padding)
+    fail(name, "the certificate table holds " + std::to_string(len - der_end) +
+                   " bytes after the PKCS#7 signature beyond its zero padding (the CVE-2013-3900 "
+                   "pattern); remove the signature with a trusted tool and sign again");
+  l.cert_table_offset = pos;
+  l.cert_table_size = len;
+  l.pkcs7_der.assign(table.begin() + 8, table.begin() + static_cast<std::ptrdiff_t>(der_end));
+  return l;
+}
+
+void ChecksumSum::add(std::uint64_t offset, ByteView data) {
+  std::size_t i = 0;
+  // A byte at an odd offset is the high half of its word.
+  if (offset % 2 == 1 && !data.empty()) sum_ += std::uint64_t{data[i++]} << 8;
+  std::uint64_t s = 0;
+  for (; i + 1 < data.size(); i += 2) s += le16(&data[i]);
+  if (i < data.size()) s += data[i];
+  sum_ += s;
+}
+
+std::uint32_t ChecksumSum::finish(std::uint64_t file_length) const {
+  // Folding the total equals folding after every addition (end-around carry), in any order.
+  std::uint64_t s = sum_;
+  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+  return static_cast<std::uint32_t>(s + file_length);
+}
+
+std::uint32_t pe_checksum(ByteView image, std::uint64_t checksum_offset) {
+  ChecksumSum sum;
+  const std::uint64_t a = std::min<std::uint64_t>(checksum_offset, image.size());
+  const std::uint64_t b = std::min<std::uint64_t>(checksum_offset + 4, image.size());
+  sum.add(0, image.first(a));
+  sum.add(b, image.subspan(b));
+  return sum.finish(image.size());
+}
+
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg) {
+  Hasher hasher(alg);
+  ChecksumSum sum;
+  const std::uint64_t end = layout.content_end();
+  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
+  for (std::uint64_t off = 0; off < end;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - off));
+    std::span<std::uint8_t> chunk(buf.data(), n);
+    src.read_at(off, chunk);
+    for_each_covered(layout, off, chunk, [&](std::uint64_t piece_off, ByteView piece) {
+      hasher.update(piece);
+      sum.add(piece_off, piece);
+    });
+    off += n;
+  }
+  // An unsigned image is hashed as if already padded to 8 bytes, as it will be once signed.
+  static constexpr std::array<std::uint8_t, 8> zeros{};
+  hasher.update(ByteView(zeros.data(), round8(end) - end));
+  return {hasher.finish(), sum};
+}
+
+void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
+                  std::string_view name, std::optional<ChecksumSum> content_sum) {
+  if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
+  if (src.size() != layout.file_size) fail(name, "the file changed size while it was being signed");
+  const std::uint64_t end = layout.content_end();
+  const std::uint64_t table_offset = round8(end);
+  const std::uint64_t table_size = 8 + round8(pkcs7_der.size());
+  if (table_offset + table_size >= kFourGiB)
+    fail(name, "the signed file would be 4 GiB or larger, beyond what PE allows");
+
+  // Everything appended: padding to 8, WIN_CERTIFICATE header, DER, padding to 8.
+  Bytes tail(table_offset - end + table_size, 0);
+  std::uint8_t* hdr = tail.data() + (table_offset - end);
+  put_le32(hdr, static_cast<std::uint32_t>(table_size));
+  put_le16(hdr + 4, kWinCertRevision2);
+  put_le16(hdr + 6, kWinCertTypePkcsSignedData);
+  std::copy(pkcs7_der.begin(), pkcs7_der.end(), hdr + 8);
+
+  std::array<std::uint8_t, 8> entry{};
+  put_le32(entry.data(), static_cast<std::uint32_t>(table_offset));
+  put_le32(entry.data() + 4, static_cast<std::uint32_t>(table_size));
+
+  // The CheckSum field comes first in the file but covers all of it: it is computed from the
+  // content's sum (known from the digest pass, or from an extra read here) plus the parts we add.
+  if (!content_sum) {
+    ChecksumSum s;
+    Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
+    for (std::uint64_t off = 0; off < end;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - off));
+      std::span<std::uint8_t> chunk(buf.data(), n);
+      src.read_at(off, chunk);
+      for_each_covered(layout, off, chunk,
+                       [&](std::uint64_t piece_off, ByteView piece) { s.add(piece_off, piece); });
+      off += n;
+    }
+    content_sum = s;
+  }
+  ChecksumSum total = *content_sum;
+  total.add(layout.cert_entry_offset, entry);
+  total.add(end, tail);
+  std::array<std::uint8_t, 4> checksum{};
+  put_le32(checksum.data(), total.finish(table_offset + table_size));
+
+  ChecksumSum copied;
+  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
+  for (std::uint64_t off = 0; off < end;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - off));
+    std::span<std::uint8_t> chunk(buf.data(), n);
+    src.read_at(off, chunk);
+    for_each_covered(layout, off, chunk, [&](std::uint64_t piece_off, ByteView piece) {
+      copied.add(piece_off, piece);
+    });
+    patch(off, chunk, layout.checksum_offset, checksum);
+    patch(off, chunk, layout.cert_entry_offset, entry);
+    out.write(chunk);
+    off += n;
+  }
+  // A mismatch means the bytes changed since they were hashed: the signature would not match.
+  if (copied.finish(0) != content_sum->finish(0))
+    fail(name, "the file changed while it was being signed");
+  out.write(tail);
+}
+
+namespace {
+
+class PeFile final : public SignableFile {
+ public:
+  PeFile(const std::filesystem::path& p, Layout layout)
+      : SignableFile(p), name_(platform::to_utf8(p)), layout_(std::move(layout)) {}
+
+  std::string_view format_name() const override { return "pe"; }
+  SpcKind spc_kind() const override { return SpcKind::pe_image; }
+  std::uint64_t size() const override { return layout_.file_size; }
+
+  Bytes digest(DigestAlg alg) override {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    check_unchanged(src);
+    auto r = scan(src, layout_, alg);
+    content_sum_ = r.content_sum;
+    return r.digest;
+  }
+
+  std::optional<Bytes> existing_signature() override {
+    if (!layout_.has_signature()) return std::nullopt;
+    return layout_.pkcs7_der;
+  }
+
+  void write_signed(ByteView pkcs7_der, SignedOutput& out) override {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    check_unchanged(src);
+    pe::write_signed(src, layout_, pkcs7_der, out, name_, content_sum_);
+  }
+
+ private:
+  void check_unchanged(const Source& src) const {
+    if (src.size() != layout_.file_size) fail(name_, "the file changed since it was opened");
+  }
+
+  std::string name_;
+  Layout layout_;
+  std::optional<ChecksumSum> content_sum_;  // from the last digest pass, saves a read
+};
+
+}  // namespace
+
+bool detect(platform::ReadFile& file) {
+  FileSource src(file);
+  return detect(static_cast<Source&>(src));
+}
+
+std::unique_ptr<SignableFile> open(const std::filesystem::path& path) {
+  platform::ReadFile f(path);
+  FileSource src(f);
+  Layout layout = parse(src, platform::to_utf8(path));
+  return std::make_unique<PeFile>(path, std::move(layout));
+}
+
+}  // namespace tsign::formats::pe

@@ -1,0 +1,116 @@
+// PE/COFF images (.exe .dll .sys ...): Microsoft "PE Format" (learn.microsoft.com/windows/win32/
+// debug/pe-format), sections "Optional Header Data Directories" and "The Attribute Certificate
+// Table (Image Only)", and "Windows Authenticode Portable Executable Signature Format" (the
+// Authenticode digest). The rules tsign follows are summarised in docs/authenticode.md.
+//
+// The functions here work on a Source (a file or a memory buffer) so the unit tests and the fuzz
+// target exercise exactly the code the signer runs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "formats/format.hpp"
+
+namespace tsign::platform {
+class ReadFile;
+}
+
+namespace tsign::formats::pe {
+
+// Random access to the bytes of an image.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual std::uint64_t size() const = 0;
+  // Reads exactly out.size() bytes at offset; throws FileError if they are not there.
+  virtual void read_at(std::uint64_t offset, std::span<std::uint8_t> out) = 0;
+};
+
+class MemorySource final : public Source {
+ public:
+  explicit MemorySource(ByteView data, std::string name = "<memory>")
+      : data_(data), name_(std::move(name)) {}
+  std::uint64_t size() const override { return data_.size(); }
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
+
+ private:
+  ByteView data_;
+  std::string name_;
+};
+
+// Where the fields the signature changes live, and the existing signature, as parsed.
+struct Layout {
+  std::uint64_t file_size = 0;
+  std::uint32_t e_lfanew = 0;
+  bool pe32_plus = false;
+  std::uint64_t checksum_offset = 0;    // E+88, 4 bytes
+  std::uint64_t cert_entry_offset = 0;  // data directory #4: E+152 (PE32) / E+168 (PE32+), 8 bytes
+  std::uint64_t headers_end = 0;        // end of the section table
+  std::uint32_t stored_checksum = 0;
+  std::uint32_t cert_table_offset = 0;  // 0 when unsigned
+  std::uint32_t cert_table_size = 0;
+  Bytes pkcs7_der;  // the PKCS#7 of the WIN_CERTIFICATE; empty when unsigned
+
+  bool has_signature() const { return cert_table_size != 0; }
+  // Where the content ends: the certificate table's start, or the end of the file.
+  std::uint64_t content_end() const { return has_signature() ? cert_table_offset : file_size; }
+};
+
+// Content detection only (MZ, e_lfanew inside the file, "PE\0\0", optional-header magic, enough
+// of the optional header for the certificate table entry). Never throws.
+bool detect(Source& src);
+
+// Full validation. Throws FileError "<name>: <reason>" for anything the signer must refuse.
+Layout parse(Source& src, std::string_view name);
+
+// The 16-bit end-around-carry word sum of the PE checksum, accumulated over pieces given in any
+// order at their absolute file offsets (the sum is order-independent, so the signer can add the
+// parts it is about to write before writing them).
+class ChecksumSum {
+ public:
+  void add(std::uint64_t offset, ByteView data);
+  void add(const ChecksumSum& other) { sum_ += other.sum_; }
+  // Folded to 16 bits, plus the file length (as the PE specification's algorithm does).
+  std::uint32_t finish(std::uint64_t file_length) const;
+
+ private:
+  std::uint64_t sum_ = 0;
+};
+
+// The PE CheckSum of a complete image held in memory, skipping the 4 bytes at checksum_offset.
+// An odd trailing byte counts as a word with a zero high byte (as Windows' CheckSumMappedFile).
+std::uint32_t pe_checksum(ByteView image, std::uint64_t checksum_offset);
+
+// The result of one streaming pass over the content: the Authenticode digest and the checksum
+// sum of the content with the CheckSum field and the certificate table entry left out.
+struct ContentScan {
+  Bytes digest;
+  ChecksumSum content_sum;
+};
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg);
+
+// Authenticode digest of the image (streamed, 1 MiB buffer).
+inline Bytes authenticode_digest(Source& src, const Layout& layout, DigestAlg alg) {
+  return scan(src, layout, alg).digest;
+}
+
+// Streams the image with `pkcs7_der` as its only signature to `out`. `content_sum` from an earlier
+// scan() saves a read pass; it is checked against the bytes actually copied, so a file changed in
+// between is an error rather than a broken signature.
+void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
+                  std::string_view name, std::optional<ChecksumSum> content_sum = std::nullopt);
+
+// The SignableFile for a PE image. Reopens the file for each operation rather than holding it
+// open, so the caller can replace it (Windows refuses to rename over an open file).
+std::unique_ptr<SignableFile> open(const std::filesystem::path& path);
+bool detect(platform::ReadFile& file);
+
+}  // namespace tsign::formats::pe

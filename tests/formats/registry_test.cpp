@@ -1,0 +1,45 @@
+// The format registry: content detection, not extensions, picks the format.
+#include <catch2/catch.hpp>
+
+#include "common/error.hpp"
+#include "formats/format.hpp"
+#include "support/fixtures.hpp"
+
+namespace fs = std::filesystem;
+using tsign::test::fixture;
+
+TEST_CASE("the registry picks PE by content, whatever the extension", "[registry]") {
+  tsign::test::TempDir tmp("registry");
+  fs::copy_file(fixture("pe32.dll"), tmp / "library.bin");
+  CHECK(tsign::formats::is_supported(tmp / "library.bin"));
+  CHECK(tsign::formats::open(tmp / "library.bin")->format_name() == "pe");
+}
+
+TEST_CASE("the registry refuses what no format recognises", "[registry]") {
+  tsign::test::TempDir tmp("registry");
+  const auto text = tmp / "notes.exe";
+  tsign::test::write_all(text, {'j', 'u', 's', 't', ' ', 't', 'e', 'x', 't'});
+  CHECK_FALSE(tsign::formats::is_supported(text));
+  CHECK_FALSE(tsign::formats::is_supported(fixture("root.pem")));
+  CHECK_FALSE(tsign::formats::is_supported(tmp / "missing.exe"));
+  CHECK_FALSE(tsign::formats::is_supported(tmp.path()));  // a directory
+
+  std::string message;
+  try {
+    tsign::formats::open(text);
+  } catch (const tsign::FileError& e) {
+    message = e.what();
+  }
+  CHECK(message == text.string() + ": not a supported file format (PE)");
+  CHECK_THROWS_AS(tsign::formats::open(tmp / "missing.exe"), tsign::FileError);
+}
+
+TEST_CASE("a malformed PE is still recognised, so it fails loudly instead of being skipped",
+          "[registry]") {
+  tsign::test::TempDir tmp("registry");
+  auto b = tsign::test::read_all(fixture("pe64-signed.exe"));
+  b.insert(b.end(), 8, 0);  // certificate table no longer at the end
+  tsign::test::write_all(tmp / "bad.exe", b);
+  CHECK(tsign::formats::is_supported(tmp / "bad.exe"));
+  CHECK_THROWS_AS(tsign::formats::open(tmp / "bad.exe"), tsign::FileError);
+}
