@@ -3,12 +3,14 @@
 // POSIX- or Win32-only APIs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <openssl/ssl.h>
 
@@ -78,5 +80,20 @@ void setup_console();
 // system store (the Windows ROOT store on Windows, OpenSSL's default paths elsewhere).
 void load_trust_roots(SSL_CTX* ctx);
 void load_trust_roots(X509_STORE* store);
+
+// ---- Child processes (added for the Azure CLI credential, src/auth/azure_cli.cpp) ----------
+
+struct RunResult {
+  int exit_code = -1;      // the child's exit status; -1 if it was killed or did not exit normally
+  std::string out;         // everything it wrote on stdout
+  std::string err;         // everything it wrote on stderr
+  bool timed_out = false;  // true if it was killed because `timeout` passed
+  bool not_found = false;  // true if argv[0] could not be started (not on PATH)
+};
+
+// Runs argv[0] (looked up in PATH; on Windows a .cmd/.bat such as az.cmd is run through
+// cmd.exe) with the arguments argv[1..], without a shell on POSIX, and captures its output. The
+// child is killed if it runs longer than `timeout`. Blocks the calling thread.
+RunResult run_capture(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
 
 }  // namespace tsign::platform

@@ -1,0 +1,290 @@
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "authenticode/timestamp.hpp"
+#include "formats/format.hpp"
+#include "platform/platform.hpp"
+
+namespace tsign::engine {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string_view status_name(Status s) {
+  switch (s) {
+    case Status::signed_ok: return "signed";
+    case Status::failed: return "failed";
+    case Status::skipped: return "skipped";
+    case Status::planned: return "planned";
+  }
+  return "failed";
+}
+
+std::size_t RunResult::count(Status s) const {
+  return static_cast<std::size_t>(
+      std::count_if(files.begin(), files.end(), [s](const FileResult& f) { return f.status == s; }));
+}
+
+ExitCode RunResult::exit_code() const {
+  if (fatal_code) return *fatal_code;
+  if (deadline_passed && count(Status::failed) > 0) return ExitCode::deadline;
+  if (count(Status::failed) > 0) return ExitCode::file_failed;
+  return ExitCode::ok;
+}
+
+namespace {
+
+// Everything a file carries from the hashing stage to the writing stage.
+struct Prepared {
+  std::unique_ptr<formats::SignableFile> file;
+  std::optional<Bytes> existing;
+  std::optional<authenticode::PreparedSignature> signature;
+  bool skip = false;
+  std::string skip_reason;
+};
+
+// Writes the signed copy through a ReplaceFile while hashing it for the report.
+class HashingOutput : public formats::SignedOutput {
+ public:
+  explicit HashingOutput(platform::ReplaceFile& f) : file_(f), hasher_(DigestAlg::sha256) {}
+  void write(ByteView data) override {
+    hasher_.update(data);
+    file_.write(data);
+  }
+  Bytes finish() { return hasher_.finish(); }
+
+ private:
+  platform::ReplaceFile& file_;
+  Hasher hasher_;
+};
+
+std::string sha256_of_file(const fs::path& p) {
+  platform::ReadFile f(p);
+  Hasher h(DigestAlg::sha256);
+  Bytes buf(1 << 20);
+  for (std::uint64_t off = 0; off < f.size();) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), f.size() - off));
+    f.read_at(off, std::span<std::uint8_t>(buf.data(), n));
+    h.update(ByteView(buf.data(), n));
+    off += n;
+  }
+  return to_hex(h.finish());
+}
+
+class Run {
+ public:
+  Run(const std::vector<fs::path>& files, const Settings& s, Log& log, const OnFileDone& on_done)
+      : files_(files),
+        settings_(s),
+        log_(log),
+        on_done_(on_done),
+        pool_(std::max(1u, std::min(4u, std::thread::hardware_concurrency()))),
+        start_(Clock::now()),
+        deadline_(start_ + s.timeout) {
+    result_.files.resize(files.size());
+    for (std::size_t i = 0; i < files.size(); ++i) result_.files[i].path = files[i];
+  }
+
+  RunResult execute(const SignerFactory& make_signer) {
+    http::ClientOptions hopts;
+    hopts.deadline = deadline_;
+    hopts.on_retry = [this](const std::string& why) { log_.debug(why); };
+    http::Client http(ioc_.get_executor(), hopts);
+    Services services{ioc_.get_executor(), http, log_};
+
+    if (!settings_.dry_run) {
+      handle_ = make_signer(services);
+      if (!settings_.timestamp_url.empty())
+        tsa_.emplace(http, settings_.timestamp_url, settings_.timestamp_digest);
+    }
+    int workers = settings_.concurrency > 0 ? settings_.concurrency : handle_.preferred_concurrency;
+    if (settings_.dry_run) workers = static_cast<int>(pool_size());
+    workers = std::max(1, std::min<int>(workers, static_cast<int>(files_.size())));
+
+    asio::steady_timer deadline_timer(ioc_, deadline_);
+    deadline_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) deadline_hit_ = true;
+    });
+    active_ = workers;
+    for (int w = 0; w < workers; ++w)
+      asio::co_spawn(ioc_, worker(), [this, &deadline_timer](std::exception_ptr) {
+        if (--active_ == 0) deadline_timer.cancel();
+      });
+    ioc_.run();
+    pool_.join();
+
+    result_.deadline_passed = deadline_hit_ || any_deadline_failure_;
+    result_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    return std::move(result_);
+  }
+
+ private:
+  std::size_t pool_size() const { return std::max(1u, std::min(4u, std::thread::hardware_concurrency())); }
+
+  // Runs `f` on the hashing/writing pool and resumes on the io thread with its result.
+  template <typename F>
+  auto on_pool(F f) -> asio::awaitable<decltype(f())> {
+    using R = decltype(f());
+    co_return co_await asio::co_spawn(
+        pool_, [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); },
+        asio::use_awaitable);
+  }
+
+  asio::awaitable<void> worker() {
+    while (next_ < files_.size()) {
+      std::size_t i = next_++;
+      FileResult& r = result_.files[i];
+      if (stop_ || deadline_hit_ || Clock::now() >= deadline_) {
+        r.status = Status::failed;
+        if (stop_) {
+          r.error = "not signed: " + result_.fatal_message;
+        } else {
+          r.error = "not started: the run's deadline (" +
+                    std::to_string(settings_.timeout.count()) + " s) passed";
+          any_deadline_failure_ = true;
+        }
+        finish(r);
+        continue;
+      }
+      co_await process(r);
+      finish(r);
+    }
+  }
+
+  void finish(const FileResult& r) {
+    ++done_;
+    if (on_done_) on_done_(r, done_, files_.size());
+  }
+
+  asio::awaitable<void> process(FileResult& r) {
+    auto t0 = Clock::now();
+    try {
+      Prepared prep = co_await on_pool([this, &r] { return prepare(r); });
+      if (prep.skip) {
+        r.status = settings_.dry_run ? Status::planned : Status::skipped;
+        r.error = prep.skip_reason;
+      } else {
+        auto res = co_await handle_.signer->sign(prep.signature->digest_to_sign(),
+                                                 settings_.sign.alg);
+        // Checks the signature against the returned leaf and its EKU before anything is kept.
+        Bytes der = prep.signature->assemble(res);
+        if (!result_.certificate && !res.chain.empty())
+          result_.certificate = authenticode::describe_certificate(res.chain.front().get());
+        if (tsa_) {
+          Bytes token = co_await tsa_->stamp(authenticode::signature_value(der));
+          der = authenticode::add_timestamp(der, token);
+        }
+        if (settings_.append && prep.existing) der = authenticode::nest(*prep.existing, der);
+        co_await on_pool([this, &r, &prep, &der] { write(r, prep, der); });
+        r.status = Status::signed_ok;
+      }
+    } catch (const DeadlineError& e) {
+      r.status = Status::failed;
+      r.error = e.what();
+      any_deadline_failure_ = true;
+    } catch (const Error& e) {
+      r.status = Status::failed;
+      r.error = e.what();
+      if (e.code() == ExitCode::auth || e.code() == ExitCode::input) {
+        // The identity or the account is wrong: every other file would fail the same way.
+        if (!stop_) {
+          stop_ = true;
+          result_.fatal_code = e.code();
+          result_.fatal_message = e.what();
+        }
+      }
+    } catch (const std::exception& e) {
+      r.status = Status::failed;
+      r.error = std::string("internal error: ") + e.what();
+    }
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  // Pool stage 1: open by content, check writable, digest, build the attributes to sign.
+  Prepared prepare(FileResult& r) {
+    Prepared p;
+    const auto name = platform::to_utf8(r.path);
+    p.file = formats::open(r.path);
+    r.format = std::string(p.file->format_name());
+    r.bytes = p.file->size();
+    if (!settings_.dry_run && platform::is_read_only(r.path))
+      throw FileError(name + ": the file is read-only; make it writable to sign it");
+    p.existing = p.file->existing_signature();
+    if (settings_.dry_run) {
+      p.skip = true;
+      p.skip_reason = p.existing ? "would be signed (has a signature now)" : "would be signed";
+      return p;
+    }
+    if (settings_.skip_signed && p.existing) {
+      authenticode::VerifyOptions vo;
+      vo.roots = settings_.skip_signed_roots;
+      vo.tsa_roots = settings_.skip_signed_roots;
+      auto v = authenticode::verify(*p.file, vo);
+      if (v.ok()) {
+        p.skip = true;
+        p.skip_reason = "already signed by " + v.signatures.front().subject;
+        return p;
+      }
+    }
+    r.sha256_before = sha256_of_file(r.path);
+    Bytes digest = p.file->digest(settings_.sign.alg);
+    p.signature =
+        authenticode::PreparedSignature::prepare(p.file->spc_kind(), digest, settings_.sign);
+    return p;
+  }
+
+  // Pool stage 2: the signed copy beside the original, checked, then renamed over it.
+  void write(FileResult& r, Prepared& p, const Bytes& der) {
+    platform::ReplaceFile out(r.path);
+    HashingOutput hashing(out);
+    p.file->write_signed(der, hashing);
+    out.close();
+    auto copy = formats::open(out.temp_path());
+    authenticode::VerifyOptions vo;
+    vo.check_trust = false;
+    auto v = authenticode::verify(*copy, vo);
+    if (!v.ok())
+      throw FileError(platform::to_utf8(r.path) +
+                      ": the signed copy failed its own check, original left unchanged: " +
+                      v.first_problem());
+    copy.reset();
+    p.file.reset();  // close the original before replacing it (required on Windows)
+    out.commit();
+    r.sha256_after = to_hex(hashing.finish());
+  }
+
+  const std::vector<fs::path>& files_;
+  const Settings& settings_;
+  Log& log_;
+  const OnFileDone& on_done_;
+  asio::io_context ioc_{1};
+  asio::thread_pool pool_;
+  Clock::time_point start_, deadline_;
+  SignerHandle handle_;
+  std::optional<authenticode::TimestampClient> tsa_;
+  RunResult result_;
+  std::size_t next_ = 0, done_ = 0;
+  int active_ = 0;
+  bool stop_ = false, deadline_hit_ = false, any_deadline_failure_ = false;
+};
+
+}  // namespace
+
+RunResult run(const std::vector<fs::path>& files, const Settings& settings,
+              const SignerFactory& make_signer, Log& log, const OnFileDone& on_done) {
+  Run r(files, settings, log, on_done);
+  return r.execute(make_signer);
+}
+
+}  // namespace tsign::engine

@@ -1,0 +1,85 @@
+// The signing pipeline: per file, open -> digest -> signed attributes -> Signer -> check ->
+// time-stamp -> write beside + verify + rename. Files run concurrently (bounded), hashing and
+// writing on a small thread pool, network on one io_context thread. One run, one deadline.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "authenticode/authenticode.hpp"
+#include "common/digest.hpp"
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "http/client.hpp"
+#include "signer/signer.hpp"
+
+namespace tsign::engine {
+
+struct Settings {
+  authenticode::SignOptions sign;  // file digest, description, URL
+  std::string timestamp_url;       // empty: no time-stamp
+  DigestAlg timestamp_digest = DigestAlg::sha256;
+  bool append = false;
+  bool skip_signed = false;
+  bool dry_run = false;
+  std::chrono::seconds timeout{300};
+  int concurrency = 0;  // 0: the signer's preference (see SignerHandle)
+  // Roots for skip-signed's "already carries a valid signature". Null: the platform's.
+  X509_STORE* skip_signed_roots = nullptr;
+};
+
+enum class Status { signed_ok, failed, skipped, planned };
+std::string_view status_name(Status s);  // "signed" / "failed" / "skipped" / "planned"
+
+struct FileResult {
+  std::filesystem::path path;
+  std::string format;  // "pe", or "" when not recognised
+  Status status = Status::failed;
+  std::uint64_t bytes = 0;
+  std::string sha256_before, sha256_after;
+  double seconds = 0;
+  std::string error;  // empty unless failed (or the reason for a skip)
+};
+
+struct RunResult {
+  std::vector<FileResult> files;
+  bool deadline_passed = false;
+  // A failure of the whole run (401/403, bad account): every file not signed says why.
+  std::optional<ExitCode> fatal_code;
+  std::string fatal_message;
+  std::optional<authenticode::SignatureReport> certificate;  // the signing leaf, once known
+  double seconds = 0;
+
+  std::size_t count(Status s) const;
+  ExitCode exit_code() const;
+};
+
+// What a signer needs from the run: its executor and the shared HTTP client.
+struct Services {
+  boost::asio::any_io_executor executor;
+  http::Client& http;
+  Log& log;
+};
+
+struct SignerHandle {
+  std::unique_ptr<signer::Signer> signer;
+  int preferred_concurrency = 8;
+  // Keeps alive whatever the signer refers to (credential chain, ...).
+  std::shared_ptr<void> keep_alive;
+};
+using SignerFactory = std::function<SignerHandle(Services&)>;
+
+// Called from the run's thread when a file is done (for progress lines).
+using OnFileDone = std::function<void(const FileResult&, std::size_t done, std::size_t total)>;
+
+RunResult run(const std::vector<std::filesystem::path>& files, const Settings& settings,
+              const SignerFactory& make_signer, Log& log, const OnFileDone& on_done = {});
+
+}  // namespace tsign::engine

@@ -1,0 +1,61 @@
+#include "engine/report.hpp"
+
+#include <boost/json.hpp>
+
+#include "platform/platform.hpp"
+
+namespace tsign::engine {
+
+namespace json = boost::json;
+
+std::string report_json(const RunResult& r, const ReportContext& ctx) {
+  json::object o;
+  o["tool"] = "tsign";
+  o["version"] = TSIGN_VERSION;
+  o["endpoint"] = ctx.endpoint;
+  o["account"] = ctx.account;
+  o["profile"] = ctx.profile;
+  if (r.certificate) {
+    o["certificate"] = json::object{{"subject", r.certificate->subject},
+                                    {"sha256", r.certificate->sha256_thumbprint},
+                                    {"not_before", r.certificate->not_before},
+                                    {"not_after", r.certificate->not_after}};
+  } else {
+    o["certificate"] = nullptr;
+  }
+  o["timestamp_url"] = ctx.timestamp_url;
+  if (!ctx.correlation_id.empty()) o["correlation_id"] = ctx.correlation_id;
+  o["duration_seconds"] = r.seconds;
+  o["exit_code"] = static_cast<int>(r.exit_code());
+  o["deadline_passed"] = r.deadline_passed;
+  o["totals"] = json::object{{"selected", r.files.size()},
+                             {"signed", r.count(Status::signed_ok)},
+                             {"failed", r.count(Status::failed)},
+                             {"skipped", r.count(Status::skipped) + r.count(Status::planned)}};
+  json::array files;
+  for (const auto& f : r.files) {
+    json::object jf;
+    jf["path"] = platform::to_utf8(f.path);
+    jf["format"] = f.format;
+    jf["status"] = std::string(status_name(f.status));
+    jf["bytes"] = f.bytes;
+    jf["sha256_before"] = f.sha256_before;
+    jf["sha256_after"] = f.sha256_after;
+    jf["seconds"] = f.seconds;
+    if (f.status == Status::failed) jf["error"] = f.error;
+    else jf["error"] = nullptr;
+    if (f.status == Status::skipped || f.status == Status::planned) jf["note"] = f.error;
+    files.push_back(std::move(jf));
+  }
+  o["files"] = std::move(files);
+  return json::serialize(o) + "\n";
+}
+
+void write_report(const std::filesystem::path& path, const RunResult& r, const ReportContext& ctx) {
+  auto text = report_json(r, ctx);
+  platform::ReplaceFile out(path);
+  out.write(as_bytes(text));
+  out.commit();
+}
+
+}  // namespace tsign::engine

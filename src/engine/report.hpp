@@ -1,0 +1,21 @@
+// The JSON report of interface.md ("JSON report").
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "engine/engine.hpp"
+
+namespace tsign::engine {
+
+struct ReportContext {
+  std::string endpoint, account, profile, timestamp_url, correlation_id;
+};
+
+std::string report_json(const RunResult& result, const ReportContext& ctx);
+
+// Writes the report atomically (beside + rename). Throws FileError naming the path.
+void write_report(const std::filesystem::path& path, const RunResult& result,
+                  const ReportContext& ctx);
+
+}  // namespace tsign::engine

@@ -1,0 +1,174 @@
+#include "gha/workflow.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "common/bytes.hpp"
+#include "platform/platform.hpp"
+
+namespace tsign::gha {
+
+std::string escape_data(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '%') o += "%25";
+    else if (c == '\r') o += "%0D";
+    else if (c == '\n') o += "%0A";
+    else o += c;
+  }
+  return o;
+}
+
+std::string escape_property(std::string_view s) {
+  std::string o;
+  for (char c : escape_data(s)) {
+    if (c == ':') o += "%3A";
+    else if (c == ',') o += "%2C";
+    else o += c;
+  }
+  return o;
+}
+
+void GhaLog::emit(const std::string& line) {
+  std::lock_guard lock(mu_);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+void GhaLog::info(const std::string& msg) { emit(escape_data(msg)); }
+void GhaLog::warning(const std::string& msg) { emit("::warning::" + escape_data(msg)); }
+void GhaLog::error(const std::string& msg, const std::string& file) {
+  if (file.empty()) emit("::error::" + escape_data(msg));
+  else emit("::error file=" + escape_property(file) + "::" + escape_data(msg));
+}
+void GhaLog::debug(const std::string& msg) {
+  if (debug_) emit("::debug::" + escape_data(msg));
+}
+void GhaLog::mask(const Secret& secret) {
+  if (!secret.empty()) emit("::add-mask::" + escape_data(secret.reveal()));
+}
+void GhaLog::group_begin(const std::string& title) { emit("::group::" + escape_data(title)); }
+void GhaLog::group_end() { emit("::endgroup::"); }
+
+std::string outputs_text(const engine::RunResult& r, const std::string& report_path) {
+  using engine::Status;
+  std::ostringstream os;
+  os << "signed-count=" << r.count(Status::signed_ok) << "\n";
+  os << "failed-count=" << r.count(Status::failed) << "\n";
+  os << "skipped-count=" << r.count(Status::skipped) + r.count(Status::planned) << "\n";
+  std::string files;
+  for (const auto& f : r.files)
+    if (f.status == Status::signed_ok) files += platform::to_utf8(f.path) + "\n";
+  // A random delimiter cannot collide with a file name (names with newlines included).
+  std::string delim;
+  do {
+    delim = "TSIGN_" + to_hex(random_bytes(16));
+  } while (files.find(delim) != std::string::npos);
+  os << "signed-files<<" << delim << "\n" << files << delim << "\n";
+  if (!report_path.empty()) os << "report=" << report_path << "\n";
+  return os.str();
+}
+
+std::string escape_markdown(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '|': o += "\\|"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '`': o += "\\`"; break;
+      case '*': o += "\\*"; break;
+      case '_': o += "\\_"; break;
+      case '[': o += "\\["; break;
+      case ']': o += "\\]"; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "<br>"; break;
+      case '\r': break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+namespace {
+std::string human_size(std::uint64_t b) {
+  char buf[32];
+  if (b >= (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  return buf;
+}
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", s);
+  return buf;
+}
+}  // namespace
+
+std::string summary_markdown(const engine::RunResult& r, const engine::ReportContext& ctx,
+                             std::size_t limit) {
+  using engine::Status;
+  std::ostringstream head;
+  auto code = r.exit_code();
+  head << "## tsign: " << r.count(Status::signed_ok) << " signed, " << r.count(Status::failed)
+       << " failed, " << r.count(Status::skipped) + r.count(Status::planned) << " skipped\n\n";
+  if (r.fatal_code) head << "> **Stopped:** " << escape_markdown(r.fatal_message) << "\n\n";
+  if (r.deadline_passed) head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
+  head << "| | |\n|---|---|\n";
+  if (!ctx.endpoint.empty()) head << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
+  if (!ctx.account.empty()) head << "| Account | " << escape_markdown(ctx.account) << " |\n";
+  if (!ctx.profile.empty()) head << "| Certificate profile | " << escape_markdown(ctx.profile) << " |\n";
+  if (r.certificate) {
+    head << "| Certificate | " << escape_markdown(r.certificate->subject) << " |\n";
+    head << "| SHA-256 thumbprint | `" << r.certificate->sha256_thumbprint << "` |\n";
+    head << "| Valid | " << r.certificate->not_before << " to " << r.certificate->not_after << " |\n";
+  }
+  head << "| Time-stamp authority | "
+       << (ctx.timestamp_url.empty() ? std::string("none") : escape_markdown(ctx.timestamp_url))
+       << " |\n";
+  if (!ctx.correlation_id.empty())
+    head << "| Correlation ID | " << escape_markdown(ctx.correlation_id) << " |\n";
+  head << "| Duration | " << seconds(r.seconds) << " |\n";
+  head << "| Exit code | " << static_cast<int>(code) << " |\n\n";
+
+  std::string failures;
+  for (const auto& f : r.files)
+    if (f.status == Status::failed)
+      failures += "- `" + escape_markdown(platform::to_utf8(f.path)) + "`: " + escape_markdown(f.error) + "\n";
+
+  std::string out = head.str();
+  std::string table = "| File | Size | Result | Time |\n|---|---:|---|---:|\n";
+  std::size_t shown = 0;
+  // Keep room for the failures section and the tail line.
+  std::size_t budget = limit > out.size() + 2048 ? limit - out.size() - 2048 : 0;
+  std::string fail_part = failures.empty() ? "" : "### Failures\n\n" + failures + "\n";
+  if (fail_part.size() > budget / 2) {
+    fail_part.resize(budget / 2);
+    fail_part += "\n…(failures truncated; see the JSON report)\n\n";
+  }
+  budget = budget > fail_part.size() ? budget - fail_part.size() : 0;
+  for (const auto& f : r.files) {
+    std::string row = "| " + escape_markdown(platform::to_utf8(f.path)) + " | " + human_size(f.bytes) +
+                      " | " + std::string(engine::status_name(f.status)) + " | " + seconds(f.seconds) +
+                      " |\n";
+    if (table.size() + row.size() > budget) break;
+    table += row;
+    ++shown;
+  }
+  if (shown < r.files.size())
+    table += "\n…and " + std::to_string(r.files.size() - shown) + " more (see the JSON report)\n";
+  out += table + "\n" + fail_part;
+  return out;
+}
+
+bool append_to_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::app);
+  if (!f) return false;
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  return static_cast<bool>(f.flush());
+}
+
+}  // namespace tsign::gha
