@@ -75,6 +75,9 @@ struct VerifyOptions {
   X509_STORE* roots = nullptr;
   // Also the roots for time-stamp tokens. Null = `roots`.
   X509_STORE* tsa_roots = nullptr;
+  // false: check digests and signatures only, not the chain to a root (the self-check of a
+  // freshly signed copy before it replaces the original).
+  bool check_trust = true;
 };
 
 struct VerifyResult {
