@@ -10,6 +10,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -42,6 +44,9 @@ struct RetryPolicy {
   int max_attempts = 6;
   std::chrono::milliseconds base_delay{500};
   std::chrono::milliseconds max_delay{std::chrono::seconds(30)};
+  // A Retry-After is honoured up to this bound (a hostile or confused server cannot park a run
+  // for a day); the run's deadline bounds it further.
+  std::chrono::milliseconds max_retry_after{std::chrono::minutes(5)};
   // Delay before attempt `attempt` (1 = first retry); honours a Retry-After of the answer.
   std::chrono::milliseconds delay(int attempt, const Response* answer) const;
   static bool retryable_status(unsigned status);  // 408, 429, 500, 502, 503, 504
@@ -51,6 +56,10 @@ struct ClientOptions {
   std::string user_agent = std::string("tsign/") + TSIGN_VERSION;
   std::size_t max_response_bytes = 16 * 1024 * 1024;
   std::size_t max_connections_per_host = 64;
+  std::size_t max_header_bytes = 64 * 1024;
+  // A PEM bundle trusted INSTEAD of the platform's roots (tests, the emulator). Empty: the
+  // platform's roots (platform::load_trust_roots, which honours SSL_CERT_FILE).
+  std::string ca_file;
   RetryPolicy retry;
   // The run's deadline: no attempt outlives it; once passed, send() throws DeadlineError.
   std::optional<Clock::time_point> deadline;
@@ -64,6 +73,11 @@ struct TransportError : FileError {
   explicit TransportError(const std::string& m) : FileError(m) {}
 };
 
+// Threading: a Client belongs to one io_context that is run by ONE thread. Any number of
+// coroutines on that thread may call send() at once (that is how hundreds of signing requests are
+// kept in flight); the connection pool is then only ever touched from that thread, between
+// suspension points, so it needs no lock. Running that io_context on several threads at once is
+// not supported.
 class Client {
  public:
   Client(boost::asio::any_io_executor ex, ClientOptions opts);
@@ -81,7 +95,9 @@ class Client {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  // Shared with every send() in flight, so a coroutine frame outliving the Client (destroyed
+  // with its io_context) still finds its pool.
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace tsign::http

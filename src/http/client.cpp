@@ -1,0 +1,577 @@
+// HTTP/1.1 client (RFC 9112 message syntax, RFC 9110 semantics) over TCP or TLS (RFC 8446 /
+// RFC 5246) with server identity checks per RFC 6125, on Boost.Beast/Asio and OpenSSL, written
+// as C++20 coroutines after Beast's http_client_awaitable_ssl example.
+//
+// Shape of one send():
+//   for each attempt (retry policy, bounded by the run's deadline):
+//     take a connection from the per-(scheme, host, port) pool, or open one (bounded), or wait
+//     for one to be released; write the request; read the answer with body and header caps.
+//   A pooled keep-alive connection the server has silently closed is replaced once, at once,
+//   without spending an attempt.
+//
+// Threading: see client.hpp. All pool state below is touched only from the io_context's single
+// thread and never across a co_await while in an inconsistent state, so it needs no lock.
+#include "http/client.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <deque>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include "platform/platform.hpp"
+
+namespace tsign::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+// ---------------------------------------------------------------- URLs
+
+struct Target {
+  bool tls = false;
+  std::string host;         // bare host: for DNS, SNI and the certificate check
+  std::string port;         // always set (defaulted from the scheme)
+  std::string host_header;  // host[:port] as in the URL, for the Host header and messages
+  std::string target;       // origin-form: path[?query]
+  std::string pool_key;     // scheme://host:port
+  std::string display;      // scheme://host[:port]/path, never the query (it may carry tokens)
+  bool host_is_ip = false;
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Target parse_target(const std::string& url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) throw InputError("not a valid absolute URL: '" + url + "'");
+  boost::urls::url_view u = *parsed;
+  Target t;
+  if (u.scheme_id() == boost::urls::scheme::https)
+    t.tls = true;
+  else if (u.scheme_id() != boost::urls::scheme::http)
+    throw InputError("'" + url + "' is not an http:// or https:// URL");
+  switch (u.host_type()) {
+    case boost::urls::host_type::name:
+      t.host = lower(u.host_name());
+      break;
+    case boost::urls::host_type::ipv4:
+      t.host = u.host_ipv4_address().to_string();
+      t.host_is_ip = true;
+      break;
+    case boost::urls::host_type::ipv6:
+      t.host = u.host_ipv6_address().to_string();
+      t.host_is_ip = true;
+      break;
+    default:
+      break;
+  }
+  if (t.host.empty()) throw InputError("'" + url + "' names no host");
+  const bool explicit_port = u.has_port() && !u.port().empty();
+  if (explicit_port && u.port_number() == 0) throw InputError("'" + url + "' has an invalid port");
+  t.port = explicit_port ? std::string(u.port()) : (t.tls ? "443" : "80");
+  t.host_header = std::string(u.encoded_host());
+  if (explicit_port) t.host_header += ":" + t.port;
+  std::string path(u.encoded_path());
+  if (path.empty()) path = "/";
+  t.target = path;
+  if (u.has_query()) t.target += "?" + std::string(u.encoded_query());
+  std::string scheme = t.tls ? "https" : "http";
+  t.pool_key = scheme + "://" + t.host + ":" + t.port;
+  t.display = scheme + "://" + t.host_header + path;
+  return t;
+}
+
+// ---------------------------------------------------------------- failures
+
+// One attempt failed. `retryable`: worth another attempt (reset, refused, timeout, 5xx-like);
+// `timeout`: the attempt ran out of time (which becomes DeadlineError once the run's deadline
+// has passed).
+struct AttemptError : std::runtime_error {
+  AttemptError(bool r, bool t, const std::string& m)
+      : std::runtime_error(m), retryable(r), timeout(t) {}
+  bool retryable;
+  bool timeout;
+};
+
+// A pooled connection turned out to be closed by the server before it answered anything.
+struct StaleConnection {};
+
+std::string seconds_text(Clock::duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms < 0) ms = 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+std::string size_text(std::size_t n) {
+  constexpr std::size_t mib = 1024 * 1024, kib = 1024;
+  if (n >= mib && n % mib == 0) return std::to_string(n / mib) + " MiB";
+  if (n >= kib && n % kib == 0) return std::to_string(n / kib) + " KiB";
+  return std::to_string(n) + " bytes";
+}
+
+// Lower-cases the first letter of a system message so it reads inside a sentence.
+std::string msg(const error_code& ec) {
+  std::string m = ec.message();
+  if (!m.empty() && std::isupper(static_cast<unsigned char>(m[0])) &&
+      (m.size() < 2 || !std::isupper(static_cast<unsigned char>(m[1]))))
+    m[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(m[0])));
+  return m;
+}
+
+bool is_disconnect(const error_code& ec) {
+  return ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
+         ec == bhttp::error::partial_message || ec == asio::error::connection_reset ||
+         ec == asio::error::connection_aborted || ec == asio::error::broken_pipe ||
+         ec == ssl::error::stream_truncated;
+}
+
+// ---------------------------------------------------------------- connections and the pool
+
+struct Connection {
+  std::unique_ptr<beast::tcp_stream> plain;  // exactly one of plain / tls is set
+  std::unique_ptr<TlsStream> tls;
+  beast::flat_buffer buffer;  // bytes read past one answer stay here for the next
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+struct HostPool;
+
+// A coroutine waiting for a connection of a full pool. Lives in that coroutine's frame.
+struct Waiter {
+  Waiter(const asio::any_io_executor& ex, HostPool& p) : timer(ex), pool(p) {}
+  ~Waiter();
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  asio::steady_timer timer;  // expires at the attempt's limit; cancelled to hand over
+  HostPool& pool;
+  std::unique_ptr<Connection> conn;  // handed-over idle connection, or
+  bool slot = false;                 // the right to open a new one
+  bool queued = false;
+};
+
+struct HostPool {
+  std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
+  std::size_t open = 0;                           // idle + in use (+ being opened)
+  std::deque<Waiter*> waiters;                    // first come, first served
+
+  // Gives back a slot: with its connection when it can be reused, else empty. A waiter gets it
+  // directly (so a coroutine that did not wait cannot overtake it).
+  void release(std::unique_ptr<Connection> c) {
+    if (!waiters.empty()) {
+      Waiter* w = waiters.front();
+      waiters.pop_front();
+      w->queued = false;
+      if (c)
+        w->conn = std::move(c);
+      else
+        w->slot = true;
+      w->timer.cancel();
+      return;
+    }
+    if (c)
+      idle.push_back(std::move(c));
+    else
+      --open;
+  }
+};
+
+Waiter::~Waiter() {
+  if (queued) pool.waiters.erase(std::find(pool.waiters.begin(), pool.waiters.end(), this));
+  // Handed a slot but never resumed (the io_context was destroyed first): give the slot back
+  // without waking anyone, as nothing will run any more.
+  if (conn || slot) --pool.open;
+}
+
+// One slot of a pool, held for the duration of an attempt.
+struct Lease {
+  HostPool* pool = nullptr;  // set once a slot is held
+  std::unique_ptr<Connection> conn;
+  bool reusable = false;
+  Lease() = default;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (pool) pool->release(reusable ? std::move(conn) : nullptr);
+  }
+};
+
+// host_name_verification answers "no" without saying why; record the reason so the error
+// message can name it ("hostname mismatch") instead of a bare "certificate verify failed".
+struct VerifyHost {
+  ssl::host_name_verification check;
+  bool ip;
+  bool operator()(bool preverified, ssl::verify_context& ctx) const {
+    bool ok = check(preverified, ctx);
+    if (preverified && !ok)
+      X509_STORE_CTX_set_error(ctx.native_handle(),
+                               ip ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
+    return ok;
+  }
+};
+
+// Sends close_notify to a server that asked to close, off the request's path.
+asio::awaitable<void> shutdown_tls(std::unique_ptr<Connection> c) {
+  c->lowest().expires_after(std::chrono::seconds(5));
+  error_code ec;
+  co_await c->tls->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  // ssl::error::stream_truncated here is harmless: the server closed TCP without its own
+  // close_notify. Every answer we used was framed by Content-Length or chunked encoding, so no
+  // truncation of data we relied on can hide behind it.
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the client
+
+struct Client::Impl {
+  Impl(asio::any_io_executor e, ClientOptions o)
+      : ex(std::move(e)), opts(std::move(o)), tls(ssl::context::tls_client) {
+    SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+    tls.set_verify_mode(ssl::verify_peer);
+    if (opts.ca_file.empty()) {
+      platform::load_trust_roots(tls.native_handle());
+    } else if (X509_STORE_load_file(SSL_CTX_get_cert_store(tls.native_handle()),
+                                    opts.ca_file.c_str()) != 1) {
+      throw InputError(opts.ca_file + ": cannot load CA certificates: " + openssl_error_text());
+    }
+    if (opts.max_connections_per_host == 0) opts.max_connections_per_host = 1;
+  }
+
+  asio::any_io_executor ex;
+  ClientOptions opts;
+  ssl::context tls;
+  std::map<std::string, HostPool> pools;  // node-based: a HostPool& stays valid
+
+  bool deadline_passed() const { return opts.deadline && Clock::now() >= *opts.deadline; }
+
+  Clock::time_point attempt_limit(std::chrono::milliseconds timeout) const {
+    auto limit = Clock::now() + timeout;
+    if (opts.deadline && *opts.deadline < limit) limit = *opts.deadline;
+    return limit;
+  }
+
+  [[noreturn]] static void deadline_error(const Target& t) {
+    throw DeadlineError("the run's deadline passed while waiting for " + t.host_header);
+  }
+
+  static asio::awaitable<Response> run(std::shared_ptr<Impl> self, Request req);
+  asio::awaitable<Response> attempt(const Target& t, const Request& req);
+  asio::awaitable<void> acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
+                                const Target& t);
+  asio::awaitable<tcp::resolver::results_type> resolve(const Target& t, Clock::time_point limit);
+  asio::awaitable<std::unique_ptr<Connection>> connect(const Target& t, Clock::time_point limit);
+  template <class Stream>
+  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Target& t, const Request& req,
+                                     Clock::time_point limit, bool reused, bool& keep_alive);
+};
+
+asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request req) {
+  // `self` keeps the pools alive for as long as this coroutine frame exists, even if the
+  // Client is destroyed before the io_context.
+  const Target t = parse_target(req.url);
+  const auto& policy = self->opts.retry;
+  const int attempts = req.retry ? std::max(1, policy.max_attempts) : 1;
+  for (int n = 1;; ++n) {
+    if (self->deadline_passed()) deadline_error(t);
+    std::optional<Response> answer;
+    std::string reason;
+    try {
+      answer = co_await self->attempt(t, req);
+    } catch (const AttemptError& e) {
+      if (e.timeout && self->deadline_passed()) deadline_error(t);
+      if (!e.retryable || n >= attempts) throw TransportError(e.what());
+      reason = e.what();
+    }
+    if (answer) {
+      if (!RetryPolicy::retryable_status(answer->status) || n >= attempts)
+        co_return std::move(*answer);
+      reason = t.host_header + " answered HTTP " + std::to_string(answer->status);
+    }
+    auto wait = policy.delay(n, answer ? &*answer : nullptr);
+    if (self->opts.deadline && Clock::now() + wait >= *self->opts.deadline)
+      throw DeadlineError("the run's deadline passed while waiting for " + t.host_header + " (" +
+                          reason + "; the next attempt would start after the deadline)");
+    if (self->opts.on_retry)
+      self->opts.on_retry("retrying " + req.method + " " + t.display + " in " + seconds_text(wait) +
+                          " (attempt " + std::to_string(n + 1) + " of " + std::to_string(attempts) +
+                          "): " + reason);
+    asio::steady_timer timer(self->ex);
+    timer.expires_after(wait);
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<Response> Client::Impl::attempt(const Target& t, const Request& req) {
+  HostPool& pool = pools[t.pool_key];
+  Lease lease;
+  // Waiting for a free connection is local queueing, not the server being slow: only the run's
+  // deadline bounds it. The attempt's own timeout starts once a connection is ours.
+  co_await acquire(pool, lease, opts.deadline.value_or(Clock::time_point::max()), t);
+  const auto limit = attempt_limit(req.timeout);
+  for (bool replaced_stale = false;;) {
+    const bool reused = lease.conn != nullptr;
+    if (!reused) lease.conn = co_await connect(t, limit);
+    bool stale = false;
+    bool keep_alive = false;
+    std::optional<Response> answer;
+    try {
+      if (lease.conn->tls)
+        answer =
+            co_await exchange(*lease.conn->tls, *lease.conn, t, req, limit, reused, keep_alive);
+      else
+        answer =
+            co_await exchange(*lease.conn->plain, *lease.conn, t, req, limit, reused, keep_alive);
+    } catch (const StaleConnection&) {
+      stale = true;
+    }
+    if (stale) {
+      lease.conn.reset();
+      if (replaced_stale)
+        throw AttemptError(true, false, t.host_header + " closed the connection without answering");
+      replaced_stale = true;
+      continue;
+    }
+    if (keep_alive) {
+      lease.reusable = true;
+    } else if (lease.conn->tls) {
+      asio::co_spawn(ex, shutdown_tls(std::move(lease.conn)), asio::detached);
+    }
+    co_return std::move(*answer);
+  }
+}
+
+asio::awaitable<void> Client::Impl::acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
+                                            const Target& t) {
+  if (!pool.idle.empty()) {
+    lease.conn = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    lease.pool = &pool;
+    co_return;
+  }
+  if (pool.open < opts.max_connections_per_host) {
+    ++pool.open;
+    lease.pool = &pool;
+    co_return;
+  }
+  Waiter w(ex, pool);
+  w.timer.expires_at(limit);
+  w.queued = true;
+  pool.waiters.push_back(&w);
+  error_code ec;
+  co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // Whatever woke us (hand-over or expiry racing with it), a handed-over slot is ours.
+  if (w.conn || w.slot) {
+    lease.conn = std::move(w.conn);
+    w.slot = false;
+    lease.pool = &pool;
+    co_return;
+  }
+  throw AttemptError(true, true,
+                     "no connection to " + t.host_header + " became free in time (all " +
+                         std::to_string(opts.max_connections_per_host) + " busy)");
+}
+
+asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Target& t,
+                                                                   Clock::time_point limit) {
+  // getaddrinfo cannot be interrupted, so the lookup runs detached with its own state and we
+  // wait for it only until the attempt's limit; a late answer is then simply dropped.
+  struct State {
+    explicit State(const asio::any_io_executor& e) : resolver(e), timer(e) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    error_code ec;
+    tcp::resolver::results_type results;
+    bool done = false;
+  };
+  auto st = std::make_shared<State>(ex);
+  st->timer.expires_at(limit);
+  st->resolver.async_resolve(t.host, t.port, [st](error_code ec, tcp::resolver::results_type r) {
+    st->ec = ec;
+    st->results = std::move(r);
+    st->done = true;
+    st->timer.cancel();
+  });
+  error_code wait_ec;
+  co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+  if (!st->done) {
+    st->resolver.cancel();
+    throw AttemptError(true, true, "could not resolve " + t.host + " in time");
+  }
+  if (st->ec)
+    throw AttemptError(st->ec == asio::error::host_not_found_try_again, false,
+                       "could not resolve " + t.host + ": " + msg(st->ec));
+  co_return std::move(st->results);
+}
+
+asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Target& t,
+                                                                   Clock::time_point limit) {
+  auto endpoints = co_await resolve(t, limit);
+  auto c = std::make_unique<Connection>();
+  if (t.tls)
+    c->tls = std::make_unique<TlsStream>(ex, tls);
+  else
+    c->plain = std::make_unique<beast::tcp_stream>(ex);
+  auto& low = c->lowest();
+  error_code ec;
+  // A fresh expiry before every operation: Beast's timer covers one operation at a time.
+  low.expires_at(limit);
+  co_await low.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  const std::string where = t.host + ":" + t.port;
+  if (ec == beast::error::timeout)
+    throw AttemptError(true, true, "could not connect to " + where + " in time");
+  if (ec) throw AttemptError(true, false, "could not connect to " + where + ": " + msg(ec));
+  low.socket().set_option(tcp::no_delay(true), ec);  // small requests: do not wait for ACKs
+  if (!t.tls) co_return c;
+
+  SSL* s = c->tls->native_handle();
+  // SNI carries host names only (RFC 6066 §3 forbids IP literals).
+  if (!t.host_is_ip && !SSL_set_tlsext_host_name(s, t.host.c_str()))
+    throw AttemptError(false, false,
+                       "TLS setup for " + t.host + " failed: " + openssl_error_text());
+  c->tls->set_verify_mode(ssl::verify_peer);
+  c->tls->set_verify_callback(VerifyHost{ssl::host_name_verification(t.host), t.host_is_ip});
+  low.expires_at(limit);
+  co_await c->tls->async_handshake(ssl::stream_base::client,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    const std::string head = "TLS handshake with " + t.host + " failed: ";
+    if (ec == beast::error::timeout) throw AttemptError(true, true, head + "no answer in time");
+    long vr = SSL_get_verify_result(s);
+    if (vr != X509_V_OK)
+      throw AttemptError(
+          false, false,
+          head + "certificate verify failed (" + X509_verify_cert_error_string(vr) + ")");
+    // Resets and early closes are transient; a TLS protocol error will not fix itself.
+    throw AttemptError(is_disconnect(ec), false, head + msg(ec));
+  }
+  co_return c;
+}
+
+template <class Stream>
+asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Target& t,
+                                                 const Request& req, Clock::time_point limit,
+                                                 bool reused, bool& keep_alive) {
+  bhttp::request<bhttp::string_body> m;
+  m.version(11);
+  auto verb = bhttp::string_to_verb(req.method);
+  if (verb == bhttp::verb::unknown)
+    m.method_string(req.method);
+  else
+    m.method(verb);
+  m.target(t.target);
+  m.set(bhttp::field::host, t.host_header);
+  m.set(bhttp::field::user_agent, opts.user_agent);
+  for (const auto& [name, value] : req.headers) {
+    auto f = bhttp::string_to_field(name);
+    if (f == bhttp::field::host || f == bhttp::field::content_length) continue;  // ours
+    if (f == bhttp::field::user_agent)
+      m.set(f, value);
+    else
+      m.insert(name, value);
+  }
+  m.body() = req.body;
+  m.keep_alive(true);
+  m.prepare_payload();
+
+  error_code ec;
+  c.lowest().expires_at(limit);
+  co_await bhttp::async_write(s, m, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    if (ec == beast::error::timeout)
+      throw AttemptError(true, true, "sending the request to " + t.host_header + " timed out");
+    if (reused) throw StaleConnection{};
+    throw AttemptError(true, false,
+                       "sending the request to " + t.host_header + " failed: " + msg(ec));
+  }
+
+  bhttp::response_parser<bhttp::string_body> p;
+  p.body_limit(opts.max_response_bytes);
+  p.header_limit(
+      static_cast<std::uint32_t>(std::min<std::size_t>(opts.max_header_bytes, UINT32_MAX)));
+  if (m.method() == bhttp::verb::head) p.skip(true);
+  c.lowest().expires_at(limit);
+  co_await bhttp::async_read(s, c.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec == ssl::error::stream_truncated && p.is_header_done() && p.need_eof()) {
+    // An answer delimited by the end of the connection, closed without close_notify: the
+    // framing is the close itself, which is all HTTP/1.1 promises for such a body.
+    error_code eof_ec;
+    p.put_eof(eof_ec);
+    ec = eof_ec;
+  }
+  if (ec) {
+    const std::string& h = t.host_header;
+    if (ec == beast::error::timeout) throw AttemptError(true, true, h + " did not answer in time");
+    if (ec == bhttp::error::body_limit)
+      throw AttemptError(false, false,
+                         h + " answered more than " + size_text(opts.max_response_bytes));
+    if (ec == bhttp::error::header_limit)
+      throw AttemptError(
+          false, false,
+          h + " answered with headers larger than " + size_text(opts.max_header_bytes));
+    if (is_disconnect(ec)) {
+      if (!p.got_some()) {
+        if (reused) throw StaleConnection{};
+        throw AttemptError(true, false, h + " closed the connection without answering");
+      }
+      throw AttemptError(true, false, h + " closed the connection mid-response");
+    }
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_version).category())
+      throw AttemptError(false, false, h + " sent a malformed HTTP answer: " + msg(ec));
+    throw AttemptError(true, false, "reading the answer of " + h + " failed: " + msg(ec));
+  }
+
+  auto& res = p.get();
+  keep_alive = res.keep_alive();
+  Response out;
+  out.status = res.result_int();
+  for (const auto& f : res) {
+    auto name = lower(std::string(f.name_string()));
+    auto [it, inserted] = out.headers.emplace(name, std::string(f.value()));
+    if (!inserted) it->second += ", " + std::string(f.value());  // RFC 9110 §5.3
+  }
+  out.body = std::move(res.body());
+  co_return out;
+}
+
+Client::Client(boost::asio::any_io_executor ex, ClientOptions opts)
+    : impl_(std::make_shared<Impl>(std::move(ex), std::move(opts))) {}
+
+Client::~Client() = default;
+
+boost::asio::awaitable<Response> Client::send(Request req) {
+  return Impl::run(impl_, std::move(req));
+}
+
+const ClientOptions& Client::options() const {
+  return impl_->opts;
+}
+
+}  // namespace tsign::http
