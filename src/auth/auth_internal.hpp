@@ -1,0 +1,146 @@
+// Internals of the credential chain shared by its .cpp files and its tests: the pieces of the
+// Microsoft identity platform protocols (docs/protocol.md §1-2) as pure functions, and one
+// factory per credential. Not part of the auth/ contract (token_source.hpp is).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth/token_source.hpp"
+#include "common/ossl.hpp"
+
+namespace tsign::auth {
+
+using SysClock = std::chrono::system_clock;
+// Looks up an environment variable; platform::getenv in the product, a map in tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+// The wall clock; injectable so that the cache and the assertions can be tested without waiting.
+using NowFn = std::function<SysClock::time_point()>;
+
+// Thrown by a link that turns out not to apply when tried (no instance metadata service, no
+// Azure CLI or not logged in): the chain records the reason and tries the next link. Every other
+// error of a link that applies (AuthError, DeadlineError) ends the chain.
+struct Unavailable : std::runtime_error {
+  explicit Unavailable(const std::string& m) : std::runtime_error(m) {}
+};
+
+// The Entra ID refusal of a token request (HTTP 400/401 with error / error_description).
+struct EntraRefused : AuthError {
+  EntraRefused(const std::string& m, std::string error_code, std::string error_description)
+      : AuthError(m), code(std::move(error_code)), description(std::move(error_description)) {}
+  std::string code, description;
+};
+
+// ---- Protocol pieces (pure) -------------------------------------------------------------------
+
+// application/x-www-form-urlencoded body: every byte outside RFC 3986 "unreserved" is
+// percent-encoded (Boost.URL), pairs joined by '&'. Values may be secrets: the result is only
+// ever a request body.
+std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields);
+
+// The authority from the settings, or AZURE_AUTHORITY_HOST when the settings keep the default;
+// must be https://; returned without a trailing '/'. Throws InputError naming the value.
+std::string resolve_authority(const std::string& configured, const EnvLookup& env);
+// {authority}/{tenant}/oauth2/v2.0/token. Throws InputError if the tenant is not an ID or a
+// domain name (it becomes a path segment of a URL that receives the secret).
+std::string entra_token_url(const std::string& authority, const std::string& tenant);
+
+// The GitHub OIDC audience for the cloud of `authority` (protocol.md §1).
+std::string github_oidc_audience(const std::string& authority);
+// ACTIONS_ID_TOKEN_REQUEST_URL with its audience parameter set. Throws AuthError if the runner's
+// URL does not parse.
+std::string github_oidc_url(const std::string& request_url, const std::string& audience);
+
+// An Entra / managed identity token answer: access_token with expires_in (seconds, number or
+// string) or expires_on (POSIX seconds). `who` names the source for error messages. Throws
+// AuthError on a malformed answer (never quoting the body: it may hold a token).
+AccessToken parse_token_response(std::string_view body, SysClock::time_point now,
+                                 const std::string& who);
+// `az account get-access-token --output json`: accessToken, expires_on (POSIX seconds,
+// CLI >= 2.54) or expiresOn (local time "YYYY-MM-DD HH:MM:SS.ffffff"). Throws Unavailable.
+AccessToken parse_azure_cli_output(std::string_view json, SysClock::time_point now);
+
+// A PEM file holding the client certificate and its (unencrypted) RSA private key.
+struct ClientCertificate {
+  X509Ptr cert;
+  EvpPkeyPtr key;
+};
+ClientCertificate load_client_certificate(const std::string& path);
+ClientCertificate parse_client_certificate(std::string_view pem, const std::string& path);
+// The self-signed client assertion (RFC 7523): RS256 JWT, header x5t#S256 = base64url(SHA-256
+// of the certificate's DER), claims aud = token URL, iss = sub = client id, random jti, nbf/iat =
+// now, exp = now + 10 minutes.
+Secret build_client_assertion(const ClientCertificate& cc, const std::string& client_id,
+                              const std::string& token_url, SysClock::time_point now);
+
+// POSTs the form to the Entra token endpoint and parses the answer. `who` is e.g. "client secret
+// for client X in tenant Y". Throws EntraRefused (400/401), AuthError (other failures).
+boost::asio::awaitable<AccessToken> request_entra_token(
+    http::Client& client, const std::string& token_url,
+    const std::vector<std::pair<std::string, std::string>>& form, const std::string& who,
+    SysClock::time_point now);
+
+// ---- The credentials --------------------------------------------------------------------------
+
+// Values of the chain with the settings applied over the environment.
+struct ResolvedSettings {
+  std::string tenant_id, client_id;
+  Secret client_secret;
+  std::string client_certificate_path;
+  std::string authority;  // without trailing '/'
+};
+ResolvedSettings resolve_settings(const CredentialSettings& s, const EnvLookup& env);
+
+std::unique_ptr<TokenSource> make_client_secret_source(const ResolvedSettings& s,
+                                                       http::Client& client, Log& log, NowFn now);
+std::unique_ptr<TokenSource> make_client_certificate_source(const ResolvedSettings& s,
+                                                            http::Client& client, Log& log,
+                                                            NowFn now);
+std::unique_ptr<TokenSource> make_federated_file_source(const ResolvedSettings& s,
+                                                        std::string token_file,
+                                                        http::Client& client, Log& log, NowFn now);
+std::unique_ptr<TokenSource> make_github_oidc_source(const ResolvedSettings& s,
+                                                     std::string request_url, Secret request_token,
+                                                     http::Client& client, Log& log, NowFn now);
+// App Service style: IDENTITY_ENDPOINT + IDENTITY_HEADER.
+std::unique_ptr<TokenSource> make_app_service_identity_source(std::string endpoint,
+                                                              Secret identity_header,
+                                                              std::string client_id,
+                                                              http::Client& client, NowFn now);
+// The instance metadata service (http://169.254.169.254 in the product). Tentative: until it has
+// given one token it throws Unavailable when it does not answer or has no identity.
+std::unique_ptr<TokenSource> make_imds_source(std::string base_url, std::string client_id,
+                                              http::Client& client, NowFn now);
+// Runs `az`; throws Unavailable when az is missing or not logged in. The runner is injectable
+// for tests; the product passes platform::run_capture.
+struct RunOutcome {
+  int exit_code = -1;
+  std::string out, err;
+  bool timed_out = false, not_found = false;
+};
+using Runner =
+    std::function<RunOutcome(const std::vector<std::string>&, std::chrono::milliseconds)>;
+std::unique_ptr<TokenSource> make_azure_cli_source(Runner run, NowFn now);
+
+// ---- The chain and its cache ------------------------------------------------------------------
+
+// Refreshes the token 5 minutes before it expires, or at half its lifetime if that is shorter;
+// one refresh at a time however many coroutines ask (the callers share one io_context thread);
+// masks every new token and logs (debug) the credential that gave it.
+std::unique_ptr<TokenSource> make_token_cache(std::unique_ptr<TokenSource> inner, Log& log,
+                                              NowFn now);
+
+// make_credential_chain with the environment, the clock and the process runner injected.
+std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& settings,
+                                                   http::Client& client, Log& log,
+                                                   const EnvLookup& env, NowFn now, Runner run);
+
+}  // namespace tsign::auth

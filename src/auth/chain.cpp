@@ -1,0 +1,281 @@
+// The credential chain of docs/interface.md ("Credentials"), modelled on the Azure SDKs'
+// DefaultAzureCredential: links tried in a fixed order, the first that applies wins, and a
+// cache in front that refreshes the token before it expires.
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "auth/auth_internal.hpp"
+#include "common/error.hpp"
+#include "platform/platform.hpp"
+
+namespace tsign::auth {
+
+namespace asio = boost::asio;
+
+ResolvedSettings resolve_settings(const CredentialSettings& s, const EnvLookup& env) {
+  // The settings (action inputs / options) win over the variables.
+  auto pick = [&](const std::string& value, const char* var) {
+    if (!value.empty()) return value;
+    return env(var).value_or(std::string());
+  };
+  ResolvedSettings r;
+  r.tenant_id = pick(s.tenant_id, "AZURE_TENANT_ID");
+  r.client_id = pick(s.client_id, "AZURE_CLIENT_ID");
+  r.client_secret =
+      s.client_secret.empty() ? Secret(env("AZURE_CLIENT_SECRET").value_or("")) : s.client_secret;
+  r.client_certificate_path = pick(s.client_certificate_path, "AZURE_CLIENT_CERTIFICATE_PATH");
+  r.authority = resolve_authority(s.authority_host, env);
+  return r;
+}
+
+namespace {
+
+// ---- The cache --------------------------------------------------------------------------------
+
+class TokenCache final : public TokenSource {
+ public:
+  TokenCache(std::unique_ptr<TokenSource> inner, Log& log, NowFn now)
+      : inner_(std::move(inner)), log_(log), now_(std::move(now)) {}
+
+  asio::awaitable<AccessToken> get_token() override {
+    if (cached_ && now_() < refresh_at_) co_return *cached_;
+
+    if (flight_) {
+      // Someone is refreshing already: wait for that answer instead of asking again. The timer
+      // never expires by itself; the refresher cancels it when the answer is in.
+      auto f = flight_;
+      boost::system::error_code ec;
+      co_await f->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (f->error) std::rethrow_exception(f->error);
+      co_return *f->result;
+    }
+
+    auto f = std::make_shared<Flight>(co_await asio::this_coro::executor);
+    flight_ = f;
+    try {
+      AccessToken t = co_await inner_->get_token();
+      log_.mask(t.token);
+      auto now = now_();
+      // Refresh 5 minutes before expiry, or at half the lifetime of a short-lived token.
+      auto lifetime = t.expires_on - now;
+      auto margin = std::min<SysClock::duration>(std::chrono::minutes(5), lifetime / 2);
+      refresh_at_ = t.expires_on - margin;
+      log_.debug(
+          "access token from the " + inner_->name() + " credential, valid for " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(lifetime).count()) +
+          " s");
+      cached_ = t;
+      f->result = std::move(t);
+    } catch (const std::exception& e) {
+      f->error = std::current_exception();
+      // A failed refresh while the old token is still good for a while: keep working with it
+      // (every waiter too) and say why; the next call tries again.
+      if (cached_ && cached_->expires_on - now_() > std::chrono::minutes(1)) {
+        log_.warning(std::string("could not refresh the access token, using the current one "
+                                 "until it expires: ") +
+                     e.what());
+        f->error = nullptr;
+        f->result = cached_;
+      }
+    } catch (...) {
+      f->error = std::current_exception();
+    }
+    flight_.reset();
+    f->done.cancel();
+    if (f->error) std::rethrow_exception(f->error);
+    co_return *f->result;
+  }
+
+  std::string name() const override { return inner_->name(); }
+
+ private:
+  struct Flight {
+    explicit Flight(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer done;
+    std::optional<AccessToken> result;
+    std::exception_ptr error;
+  };
+
+  std::unique_ptr<TokenSource> inner_;
+  Log& log_;
+  NowFn now_;
+  std::optional<AccessToken> cached_;
+  SysClock::time_point refresh_at_{};
+  std::shared_ptr<Flight> flight_;
+};
+
+// ---- The chain --------------------------------------------------------------------------------
+
+struct Link {
+  std::string name;
+  std::unique_ptr<TokenSource> source;  // null when the link does not apply
+  std::string why_not;                  // what it needed and did not find
+};
+
+class Chain final : public TokenSource {
+ public:
+  explicit Chain(std::vector<Link> links) : links_(std::move(links)) {}
+
+  asio::awaitable<AccessToken> get_token() override {
+    if (chosen_) co_return co_await chosen_->get_token();
+    std::vector<std::string> reasons;
+    for (auto& link : links_) {
+      if (!link.source) {
+        reasons.push_back(link.name + ": " + link.why_not);
+        continue;
+      }
+      std::string unavailable;
+      try {
+        AccessToken t = co_await link.source->get_token();
+        // The first link that gives a token is the run's credential from now on.
+        chosen_ = link.source.get();
+        co_return t;
+      } catch (const Unavailable& e) {
+        unavailable = e.what();
+      }
+      reasons.push_back(link.name + ": " + unavailable);
+    }
+    throw AuthError(no_credential_message(reasons));
+  }
+
+  std::string name() const override { return chosen_ ? chosen_->name() : "credential chain"; }
+
+  static std::string no_credential_message(const std::vector<std::string>& reasons) {
+    std::string msg = "no credential could get a token for the Trusted Signing service:";
+    for (const auto& r : reasons) msg += "\n  - " + r;
+    return msg;
+  }
+
+ private:
+  std::vector<Link> links_;
+  TokenSource* chosen_ = nullptr;
+};
+
+std::string missing_list(const std::vector<std::pair<const char*, bool>>& needs) {
+  std::string out;
+  for (const auto& [name, present] : needs) {
+    if (present) continue;
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<TokenSource> make_token_cache(std::unique_ptr<TokenSource> inner, Log& log,
+                                              NowFn now) {
+  return std::make_unique<TokenCache>(std::move(inner), log, std::move(now));
+}
+
+std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& settings,
+                                                   http::Client& client, Log& log,
+                                                   const EnvLookup& env, NowFn now, Runner run) {
+  ResolvedSettings s = resolve_settings(settings, env);
+  auto has = [&](const char* var) {
+    auto v = env(var);
+    return v && !v->empty();
+  };
+  const bool ids = !s.tenant_id.empty() && !s.client_id.empty();
+  std::vector<Link> links;
+
+  // 1. Client secret or certificate.
+  {
+    Link l{"environment (client secret or certificate)", nullptr, {}};
+    if (settings.exclude_environment) {
+      l.why_not = "excluded by exclude-environment-credential";
+    } else if (ids && !s.client_secret.empty()) {
+      l.source = make_client_secret_source(s, client, log, now);
+    } else if (ids && !s.client_certificate_path.empty()) {
+      l.source = make_client_certificate_source(s, client, log, now);
+    } else {
+      l.why_not =
+          "needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or "
+          "AZURE_CLIENT_CERTIFICATE_PATH (or the azure-* inputs); missing " +
+          missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
+                        {"AZURE_CLIENT_ID", !s.client_id.empty()},
+                        {"AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
+                         !s.client_secret.empty() || !s.client_certificate_path.empty()}});
+    }
+    links.push_back(std::move(l));
+  }
+
+  // 2. Workload identity: a federated token file, or GitHub's OIDC provider.
+  {
+    Link l{"workload identity", nullptr, {}};
+    const bool file = has("AZURE_FEDERATED_TOKEN_FILE");
+    const bool github =
+        has("ACTIONS_ID_TOKEN_REQUEST_URL") && has("ACTIONS_ID_TOKEN_REQUEST_TOKEN");
+    if (settings.exclude_workload_identity) {
+      l.why_not = "excluded by exclude-workload-identity-credential";
+    } else if (ids && file) {
+      l.source =
+          make_federated_file_source(s, *env("AZURE_FEDERATED_TOKEN_FILE"), client, log, now);
+    } else if (ids && github) {
+      l.source =
+          make_github_oidc_source(s, *env("ACTIONS_ID_TOKEN_REQUEST_URL"),
+                                  Secret(*env("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), client, log, now);
+    } else {
+      l.why_not =
+          "needs AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_FEDERATED_TOKEN_FILE, or with "
+          "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN (a GitHub job with "
+          "`permissions: id-token: write`); missing " +
+          missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
+                        {"AZURE_CLIENT_ID", !s.client_id.empty()},
+                        {"AZURE_FEDERATED_TOKEN_FILE or ACTIONS_ID_TOKEN_REQUEST_URL + "
+                         "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                         file || github}});
+    }
+    links.push_back(std::move(l));
+  }
+
+  // 3. Managed identity. IMDS is always probed when the chain gets this far (a self-hosted
+  // runner on an Azure VM has no variable saying so); the probe is one request with a 1.5 s
+  // timeout and no retry, so a runner elsewhere loses at most that, once.
+  {
+    Link l{"managed identity", nullptr, {}};
+    if (settings.exclude_managed_identity) {
+      l.why_not = "excluded by exclude-managed-identity-credential";
+    } else if (has("IDENTITY_ENDPOINT") && has("IDENTITY_HEADER")) {
+      l.source = make_app_service_identity_source(
+          *env("IDENTITY_ENDPOINT"), Secret(*env("IDENTITY_HEADER")), s.client_id, client, now);
+    } else {
+      l.source = make_imds_source("http://169.254.169.254", s.client_id, client, now);
+    }
+    links.push_back(std::move(l));
+  }
+
+  // 4. Azure CLI (covers a preceding azure/login step).
+  {
+    Link l{"Azure CLI", nullptr, {}};
+    if (settings.exclude_azure_cli)
+      l.why_not = "excluded by exclude-azure-cli-credential";
+    else
+      l.source = make_azure_cli_source(std::move(run), now);
+    links.push_back(std::move(l));
+  }
+
+  bool any = false;
+  for (const auto& l : links) any = any || l.source;
+  if (!any) {
+    std::vector<std::string> reasons;
+    for (const auto& l : links) reasons.push_back(l.name + ": " + l.why_not);
+    throw AuthError(Chain::no_credential_message(reasons));
+  }
+  return make_token_cache(std::make_unique<Chain>(std::move(links)), log, std::move(now));
+}
+
+std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& settings,
+                                                   http::Client& client, Log& log) {
+  Runner run = [](const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    platform::RunResult r = platform::run_capture(argv, timeout);
+    return RunOutcome{r.exit_code, std::move(r.out), std::move(r.err), r.timed_out, r.not_found};
+  };
+  return make_credential_chain(
+      settings, client, log, [](const std::string& n) { return platform::getenv(n); },
+      [] { return SysClock::now(); }, std::move(run));
+}
+
+}  // namespace tsign::auth

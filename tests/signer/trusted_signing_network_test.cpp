@@ -1,0 +1,245 @@
+// The Trusted Signing signer against a scripted loopback HTTPS fake of the service: the sign /
+// poll flow, failures, malformed answers, refusals, Operation-Location, and that the bearer
+// token never appears in an error message.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+#include <boost/json.hpp>
+
+#include "auth/test_pki.hpp"
+#include "common/error.hpp"
+#include "http/client.hpp"
+#include "signer/trusted_signing.hpp"
+#include "support/test_server.hpp"
+
+using namespace tsign;
+using namespace tsign::signer;
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kToken = "bearer-token-SECRET-123";
+
+struct FixedToken : auth::TokenSource {
+  int calls = 0;
+  asio::awaitable<auth::AccessToken> get_token() override {
+    ++calls;
+    co_return auth::AccessToken{Secret(kToken),
+                                std::chrono::system_clock::now() + std::chrono::hours(1)};
+  }
+  std::string name() const override { return "fixed"; }
+};
+
+const std::string kBase = "/codesigningaccounts/acct-1/certificateprofiles/prof-1";
+
+struct FakeService {
+  test::TestServer server{{.tls = true}};
+  asio::io_context io;
+  http::ClientOptions opts = [this] {
+    http::ClientOptions o;
+    o.ca_file = server.ca_file().string();
+    o.retry.base_delay = std::chrono::milliseconds(1);
+    o.retry.max_delay = std::chrono::milliseconds(5);
+    return o;
+  }();
+  http::Client client{io.get_executor(), opts};
+  NullLog log;
+  FixedToken tokens;
+  test::TestChain chain;
+  std::unique_ptr<Signer> signer;
+
+  FakeService() {
+    // The process's own environment: the signer reads TSIGN_ALLOWED_HOSTS like the product.
+#ifdef _WIN32
+    _putenv_s("TSIGN_ALLOWED_HOSTS", "127.0.0.1");
+#else
+    setenv("TSIGN_ALLOWED_HOSTS", "127.0.0.1", 1);
+#endif
+    TrustedSigningSettings s{server.url("/"), "acct-1", "prof-1", "corr-42"};
+    signer = make_trusted_signing_signer(s, client, tokens, log);
+  }
+
+  std::string succeeded(const std::string& op = "op-1") const {
+    Bytes p7 = test::certs_only_pkcs7(
+        {chain.root.cert.get(), chain.leaf.cert.get(), chain.inter.cert.get()});
+    std::string cert = base64_encode(as_bytes(test::mime_base64(p7)));
+    return R"({"operationId":")" + op +
+           R"(","status":"Succeeded","signature":"AQIDBA==","signingCertificate":")" + cert +
+           R"("})";
+  }
+  static std::string in_progress(const std::string& op = "op-1") {
+    return R"({"operationId":")" + op +
+           R"(","status":"InProgress","signature":null,"signingCertificate":null})";
+  }
+  SignResult sign(DigestAlg alg = DigestAlg::sha256) {
+    Bytes digest = hash(alg, as_bytes("signed attributes"));
+    return test::run_coro(io, signer->sign(digest, alg));
+  }
+  // Runs sign() expecting an error; returns it after checking the token is not in its text.
+  template <typename E>
+  E sign_error() {
+    try {
+      sign();
+    } catch (const E& e) {
+      CHECK(std::string(e.what()).find(kToken) == std::string::npos);
+      return e;
+    }
+    FAIL("no error of the expected type");
+    throw;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sign, poll InProgress three times, then Succeeded", "[signer][network]") {
+  FakeService svc;
+  svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+  for (int i = 0; i < 3; ++i)
+    svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, FakeService::in_progress()));
+  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+
+  SignResult r = svc.sign(DigestAlg::sha384);
+  CHECK(r.signature == Bytes{1, 2, 3, 4});
+  REQUIRE(r.chain.size() == 3);
+  CHECK(X509_cmp(r.chain[0].get(), svc.chain.leaf.cert.get()) == 0);
+  CHECK(X509_cmp(r.chain[1].get(), svc.chain.inter.cert.get()) == 0);
+
+  auto posts = svc.server.requests(kBase + "/sign");
+  REQUIRE(posts.size() == 1);
+  CHECK(posts[0].method == "POST");
+  CHECK(posts[0].target == kBase + "/sign?api-version=2022-06-15-preview");
+  CHECK(posts[0].header("authorization") == std::string("Bearer ") + kToken);
+  CHECK(posts[0].header("x-correlation-id") == "corr-42");
+  CHECK(posts[0].header("content-type") == "application/json");
+  auto body = json::parse(posts[0].body).as_object();
+  CHECK(body.at("signatureAlgorithm").as_string() == "RS384");
+  CHECK(body.at("digest").as_string() ==
+        base64_encode(hash(DigestAlg::sha384, as_bytes("signed attributes"))));
+
+  auto polls = svc.server.requests(kBase + "/sign/op-1");
+  REQUIRE(polls.size() == 4);
+  for (const auto& p : polls) {
+    CHECK(p.method == "GET");
+    CHECK(p.target == kBase + "/sign/op-1?api-version=2022-06-15-preview");
+    CHECK(p.header("authorization") == std::string("Bearer ") + kToken);
+  }
+  // The token is asked of the source for every request (the source caches it).
+  CHECK(svc.tokens.calls == 5);
+}
+
+TEST_CASE("the wrapped 2023-06-15-preview answer shape is understood", "[signer][network]") {
+  FakeService svc;
+  svc.server.enqueue(kBase + "/sign",
+                     test::Reply::json(202, R"({"id":"op-9","status":"Running","result":null})"));
+  std::string inner = svc.succeeded("op-9");
+  svc.server.enqueue(
+      kBase + "/sign/op-9",
+      test::Reply::json(200, R"({"id":"op-9","status":"Succeeded","result":)" + inner + "}"));
+  SignResult r = svc.sign();
+  CHECK(r.signature == Bytes{1, 2, 3, 4});
+  CHECK(r.chain.size() == 3);
+}
+
+TEST_CASE("Failed is a FileError with the status and the service's errorDetail",
+          "[signer][network]") {
+  FakeService svc;
+  svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+  svc.server.enqueue(
+      kBase + "/sign/op-1",
+      test::Reply::json(
+          200,
+          R"({"operationId":"op-1","status":"Failed","errorDetail":{"code":"InternalError","message":"the HSM said no","target":null}})"));
+  auto e = svc.sign_error<FileError>();
+  std::string m = e.what();
+  CHECK(e.code() == ExitCode::file_failed);
+  CHECK(m.find("Failed") != std::string::npos);
+  CHECK(m.find("InternalError: the HSM said no") != std::string::npos);
+}
+
+TEST_CASE("a malformed answer is a FileError", "[signer][network]") {
+  FakeService svc;
+  svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::text(200, "{\"operationId\": oops"));
+  auto e = svc.sign_error<FileError>();
+  CHECK_THAT(e.what(), Catch::Contains("the signing service sent a malformed answer"));
+
+  FakeService svc2;
+  svc2.server.enqueue(kBase + "/sign", test::Reply::json(202, svc2.succeeded()));
+  // Succeeded, but the signature is not base64.
+  svc2.server.enqueue(
+      kBase + "/sign",
+      test::Reply::json(
+          202,
+          R"({"operationId":"x","status":"Succeeded","signature":"!!","signingCertificate":"AA=="})"));
+  CHECK(svc2.sign().chain.size() == 3);  // a synchronous Succeeded needs no poll
+  CHECK(svc2.server.requests(kBase + "/sign/op-1").empty());
+  CHECK_THROWS_AS(svc2.sign(), FileError);
+}
+
+TEST_CASE("401/403 with an empty body name the account, the profile and the causes",
+          "[signer][network]") {
+  for (unsigned status : {401u, 403u}) {
+    FakeService svc;
+    svc.server.enqueue(kBase + "/sign", test::Reply::text(status, ""));
+    auto e = svc.sign_error<AuthError>();
+    std::string m = e.what();
+    CHECK(e.code() == ExitCode::auth);
+    CHECK(m.find(std::to_string(status)) != std::string::npos);
+    CHECK(m.find("acct-1") != std::string::npos);
+    CHECK(m.find("prof-1") != std::string::npos);
+    CHECK(m.find("Artifact Signing Certificate Profile Signer") != std::string::npos);
+    CHECK(m.find("Trusted Signing Certificate Profile Signer") != std::string::npos);
+    CHECK(m.find("region") != std::string::npos);
+  }
+}
+
+TEST_CASE("404 on sign is a configuration error (exit 2)", "[signer][network]") {
+  FakeService svc;
+  svc.server.enqueue(
+      kBase + "/sign",
+      test::Reply::json(404,
+                        R"({"errorDetail":{"code":"NotFound","message":"profile not found"}})"));
+  auto e = svc.sign_error<Error>();
+  CHECK(e.code() == ExitCode::input);
+  CHECK_THAT(e.what(), Catch::Contains("prof-1") && Catch::Contains("profile not found"));
+}
+
+TEST_CASE("Operation-Location is followed only on the endpoint's own host", "[signer][network]") {
+  SECTION("another host: ignored, the token is not sent there") {
+    FakeService svc;
+    // "localhost" reaches the same loopback server, so a leak would be recorded.
+    test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
+    accepted.headers.push_back({"Operation-Location", svc.server.url("/stolen", "localhost")});
+    svc.server.enqueue(kBase + "/sign", accepted);
+    svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+    svc.server.on("/stolen",
+                  [&](const test::Request&) { return test::Reply::json(200, svc.succeeded()); });
+    CHECK(svc.sign().chain.size() == 3);
+    CHECK(svc.server.requests("/stolen").empty());
+    CHECK(svc.server.requests(kBase + "/sign/op-1").size() == 1);
+  }
+  SECTION("the same host: followed") {
+    FakeService svc;
+    test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
+    accepted.headers.push_back({"Operation-Location", svc.server.url("/ops/op-1?api-version=x")});
+    accepted.headers.push_back({"Retry-After", "0"});
+    svc.server.enqueue(kBase + "/sign", accepted);
+    svc.server.enqueue("/ops/op-1", test::Reply::json(200, svc.succeeded()));
+    CHECK(svc.sign().chain.size() == 3);
+    auto polls = svc.server.requests("/ops/op-1");
+    REQUIRE(polls.size() == 1);
+    CHECK(polls[0].target == "/ops/op-1?api-version=x");
+  }
+}
+
+TEST_CASE("the endpoint is checked before anything is sent", "[signer][network]") {
+  asio::io_context io;
+  http::Client client(io.get_executor(), {});
+  FixedToken tokens;
+  NullLog log;
+  TrustedSigningSettings s{"https://evil.example/", "a", "p", ""};
+  CHECK_THROWS_AS(make_trusted_signing_signer(s, client, tokens, log), InputError);
+  CHECK(tokens.calls == 0);
+}
