@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -26,7 +27,11 @@ inline Proc sh(const std::string& cmd) {
   return {r.exit_code, r.output};
 }
 
-inline std::string tsign_cmd() { return quote(TSIGN_BINARY); }
+// TSIGN_TEST_BINARY, when set, is a command prefix run instead (scripts/test-windows: tsign.exe under wine).
+inline std::string tsign_cmd() {
+  if (const char* o = std::getenv("TSIGN_TEST_BINARY"); o && *o) return o;
+  return quote(TSIGN_BINARY);
+}
 inline Proc run_tsign(const std::string& args) { return sh(tsign_cmd() + " " + args); }
 
 inline std::string fx(const std::string& name) { return quote(fixture(name)); }

@@ -1,0 +1,192 @@
+// The cloud path end to end through the real binary: GitHub OIDC -> Entra ID -> Trusted Signing
+// sign/poll -> RFC 3161 time-stamp -> embed, all against `tsign emulator` on loopback, judged by
+// osslsigncode. Each hostile answer of the issue is injected and its outcome asserted.
+#include <catch2/catch.hpp>
+
+#include <mutex>
+
+#include "emulator_process.hpp"
+
+using namespace it;
+
+namespace {
+
+// Keys take seconds to generate: the first emulator makes them, later ones start from a copy.
+fs::path emulator_state(const TempDir& d) {
+  static std::mutex mu;
+  static tsign::test::TempDir templ("emu-template");
+  std::lock_guard lock(mu);
+  if (!fs::exists(templ.path() / "state")) {
+    Emulator warmup(templ.path() / "state");
+  }
+  fs::path to = d.path / "emu";
+  fs::copy(templ.path() / "state", to, fs::copy_options::recursive);
+  fs::remove(to / "requests.log");
+  return to;
+}
+
+// A folder of samples: two 64-bit and two 32-bit PE files and one with an odd overlay.
+std::vector<fs::path> samples(const TempDir& d, const std::string& sub = "bin") {
+  std::vector<fs::path> v;
+  for (auto n : {"pe64.exe", "pe64.dll", "pe32.exe", "pe32.dll", "pe64-overlay.exe"})
+    v.push_back(d.copy(n, sub + "/" + n));
+  return v;
+}
+
+std::vector<std::string> contents(const std::vector<fs::path>& files) {
+  std::vector<std::string> v;
+  for (auto& f : files) v.push_back(read_file(f));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("cloud path: every file signed once, time-stamped and verified; outputs and summary",
+          "[integration][cloud]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto files = samples(d);
+  auto r = sh(emu.action_env(d.path / "bin",
+                             "INPUT_FILES_FOLDER_FILTER=dll,exe INPUT_CORRELATION_ID=run-42") +
+              "RUNNER_TEMP=" + d.q() + " GITHUB_OUTPUT=" + d.q("out") +
+              " GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  for (auto& f : files) {
+    INFO(f);
+    auto v = emu.verify(f);
+    INFO(v.out);
+    CHECK(v.code == 0);
+    CHECK(v.out.find("Timestamp") != std::string::npos);
+  }
+  CHECK(emu.count("sign") == 5);  // exactly one paid signature per file
+  CHECK(emu.count("tsa") == 5);
+  CHECK(emu.count("entra") == 1);  // one token for the run
+  auto out = read_file(d.path / "out");
+  CHECK(out.find("signed-count=5") != std::string::npos);
+  CHECK(out.find("failed-count=0") != std::string::npos);
+  CHECK(out.find("signed-files<<") != std::string::npos);
+  auto summary = read_file(d.path / "summary.md");
+  CHECK(summary.find("5 signed, 0 failed") != std::string::npos);
+  CHECK(summary.find("run-42") != std::string::npos);
+  CHECK(summary.find("SHA-256 thumbprint") != std::string::npos);
+  auto report = read_file(d.path / "tsign-report.json");
+  CHECK(report.find("\"signed\":5") != std::string::npos);
+  // No secret in the log: the GitHub request token and every JWT appear only on the
+  // ::add-mask:: lines that tell the runner to hide them.
+  std::istringstream lines(r.out);
+  std::string line;
+  int masks = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("::add-mask::", 0) == 0) {
+      ++masks;
+      continue;
+    }
+    CHECK(line.find(emu.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")) == std::string::npos);
+    CHECK(line.find("eyJ") == std::string::npos);
+  }
+  CHECK(masks >= 2);
+  CHECK(emu.request_log().find("eyJ") == std::string::npos);
+}
+
+TEST_CASE("cloud path survives throttling, 503s and dropped connections",
+          "[integration][cloud][faults]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--throttle-every", "3", "--fail-every", "5", "--drop-every", "7"});
+  auto files = samples(d);
+  auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1") + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  for (auto& f : files) CHECK(emu.verify(f).code == 0);
+  CHECK(emu.request_log().find("\"status\":429") != std::string::npos);
+  CHECK(emu.request_log().find("\"status\":503") != std::string::npos);
+}
+
+TEST_CASE("hostile or refusing service: clear error, defined exit code, every file unchanged",
+          "[integration][cloud][faults]") {
+  struct Case {
+    std::vector<std::string> faults;
+    int code;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {{"--forbid"}, 3, "Signer"},
+      {{"--bad-signature"}, 1, "does not verify"},
+      {{"--chain-without-eku"}, 1, "codeSigning"},
+      {{"--malformed-every", "1"}, 1, "malformed"},
+      {{"--tsa-fail-every", "1"}, 1, "time-stamp"},
+  };
+  for (auto& c : cases) {
+    TempDir d;
+    Emulator emu(emulator_state(d), c.faults);
+    auto files = samples(d);
+    auto before = contents(files);
+    auto r = sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
+    INFO(c.faults.front() << "\n" << r.out);
+    CHECK(r.code == c.code);
+    CHECK(r.out.find(c.expect) != std::string::npos);
+    CHECK(contents(files) == before);
+    CHECK(listing(d.path / "bin").size() == files.size());
+  }
+}
+
+TEST_CASE("wrong account, foreign endpoint and untrusted TLS are refused before signing",
+          "[integration][cloud][bad-input]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto files = samples(d);
+  auto before = contents(files);
+  auto base = emu.action_env(d.path / "bin");
+
+  auto wrong = sh(base + "INPUT_SIGNING_ACCOUNT_NAME=nope " + tsign_cmd() + " action");
+  INFO(wrong.out);
+  CHECK(wrong.code == 2);
+  CHECK(wrong.out.find("nope") != std::string::npos);
+
+  // A host outside *.codesigning.azure.net and TSIGN_ALLOWED_HOSTS: no token is even requested.
+  int entra_before = emu.count("entra");
+  auto foreign = sh(base + "INPUT_ENDPOINT=https://evil.example.com/ " + tsign_cmd() + " action");
+  INFO(foreign.out);
+  CHECK(foreign.code == 2);
+  CHECK(foreign.out.find("evil.example.com") != std::string::npos);
+  auto plain = sh(base + "INPUT_ENDPOINT=http://127.0.0.1:1/ " + tsign_cmd() + " action");
+  CHECK(plain.code == 2);
+  CHECK(emu.count("entra") == entra_before);
+
+  // The emulator's CA is not trusted without SSL_CERT_FILE: no token can be had.
+  auto untrusted = sh(base + "SSL_CERT_FILE=" + fx("root.pem") + " " + tsign_cmd() + " action");
+  INFO(untrusted.out);
+  CHECK(untrusted.code == 3);
+  CHECK(untrusted.out.find("certificate") != std::string::npos);
+
+  CHECK(contents(files) == before);
+}
+
+TEST_CASE("the deadline stops a slow run: exit 4, every file signed or untouched",
+          "[integration][cloud][deadline]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--latency-ms", "1500"});
+  auto files = samples(d);
+  auto before = contents(files);
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=2") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 4);
+  CHECK(r.out.find("deadline") != std::string::npos);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    bool unchanged = read_file(files[i]) == before[i];
+    CHECK((unchanged || emu.verify(files[i]).code == 0));
+  }
+  CHECK(listing(d.path / "bin").size() == files.size());
+}
+
+TEST_CASE("a token that expires mid-run is refreshed", "[integration][cloud]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--access-token-lifetime", "2", "--latency-ms", "300"});
+  auto files = samples(d);
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_CONCURRENCY=1") + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(emu.count("entra") >= 2);
+  CHECK(emu.count("oidc") == emu.count("entra"));  // a fresh GitHub token for every Entra request
+  for (auto& f : files) CHECK(emu.verify(f).code == 0);
+}
