@@ -130,7 +130,7 @@ TEST_CASE("deprecated account-name aliases map to signing-account-name with a no
   CHECK(f.str("signing-account-name") == "x");
 }
 
-TEST_CASE("batch-size is accepted with a no-effect note; lists split on commas and newlines",
+TEST_CASE("batch-size is accepted with a no-effect note, lists split on commas and newlines",
           "[cli]") {
   auto o = args({"--batch-size=50", "--files", "a.exe, b.dll\nc.sys,,"});
   validate(o);
