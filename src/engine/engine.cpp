@@ -1,9 +1,9 @@
 #include "engine/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
-#include <atomic>
 #include <future>
 #include <thread>
 
@@ -27,17 +27,21 @@ using Clock = std::chrono::steady_clock;
 
 std::string_view status_name(Status s) {
   switch (s) {
-    case Status::signed_ok: return "signed";
-    case Status::failed: return "failed";
-    case Status::skipped: return "skipped";
-    case Status::planned: return "planned";
+    case Status::signed_ok:
+      return "signed";
+    case Status::failed:
+      return "failed";
+    case Status::skipped:
+      return "skipped";
+    case Status::planned:
+      return "planned";
   }
   return "failed";
 }
 
 std::size_t RunResult::count(Status s) const {
-  return static_cast<std::size_t>(
-      std::count_if(files.begin(), files.end(), [s](const FileResult& f) { return f.status == s; }));
+  return static_cast<std::size_t>(std::count_if(
+      files.begin(), files.end(), [s](const FileResult& f) { return f.status == s; }));
 }
 
 ExitCode RunResult::exit_code() const {
@@ -152,7 +156,9 @@ class Run {
   }
 
  private:
-  std::size_t pool_size() const { return std::max(1u, std::min(4u, std::thread::hardware_concurrency())); }
+  std::size_t pool_size() const {
+    return std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+  }
 
   // Runs `f` on the hashing/writing pool and resumes on the io thread with its result.
   template <typename F>
@@ -197,8 +203,8 @@ class Run {
         r.status = settings_.dry_run ? Status::planned : Status::skipped;
         r.error = prep.skip_reason;
       } else {
-        auto res = co_await handle_.signer->sign(prep.signature->digest_to_sign(),
-                                                 settings_.sign.alg);
+        auto res =
+            co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
         Bytes der = prep.signature->assemble(res);
         if (!result_.certificate && !res.chain.empty())

@@ -42,8 +42,10 @@ std::string report_json(const RunResult& r, const ReportContext& ctx) {
     jf["sha256_before"] = f.sha256_before;
     jf["sha256_after"] = f.sha256_after;
     jf["seconds"] = f.seconds;
-    if (f.status == Status::failed) jf["error"] = f.error;
-    else jf["error"] = nullptr;
+    if (f.status == Status::failed)
+      jf["error"] = f.error;
+    else
+      jf["error"] = nullptr;
     if (f.status == Status::skipped || f.status == Status::planned) jf["note"] = f.error;
     files.push_back(std::move(jf));
   }

@@ -16,7 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 // '*' and '?' glob over a whole file name (no path separators involved).
 bool glob(std::string_view pat, std::string_view s) {
@@ -82,10 +84,12 @@ Selection select_files(const SelectionRequest& req) {
     int max_depth = req.recurse ? req.depth.value_or(1 << 30) : 0;
     // Symbolic links to folders are not followed (no loops, nothing outside the folder);
     // links to files are taken only when they resolve inside the folder.
-    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec),
+        end;
     if (ec) throw InputError("files-folder: cannot read '" + req.folder + "': " + ec.message());
     for (; it != end; it.increment(ec)) {
-      if (ec) throw InputError("files-folder: error while listing '" + req.folder + "': " + ec.message());
+      if (ec)
+        throw InputError("files-folder: error while listing '" + req.folder + "': " + ec.message());
       const auto& entry = *it;
       if (entry.is_directory(ec) && !entry.is_symlink(ec)) {
         if (it.depth() >= max_depth) it.disable_recursion_pending();

@@ -92,7 +92,8 @@ TEST_CASE("cloud path: every file signed once, time-stamped and verified; output
 TEST_CASE("cloud path survives throttling, 503s and dropped connections",
           "[integration][cloud][faults]") {
   TempDir d;
-  Emulator emu(emulator_state(d), {"--throttle-every", "3", "--fail-every", "5", "--drop-every", "7"});
+  Emulator emu(emulator_state(d),
+               {"--throttle-every", "3", "--fail-every", "5", "--drop-every", "7"});
   auto files = samples(d);
   auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1") + tsign_cmd() + " action");
   INFO(r.out);

@@ -10,11 +10,12 @@ TEST_CASE("sign every fixture PE with a local key; osslsigncode and tsign verify
           "[integration][local]") {
   for (std::string digest : {"SHA256", "SHA384", "SHA512"}) {
     TempDir d;
-    std::vector<std::string> names = {"pe64.exe", "pe64.dll", "pe32.exe", "pe32.dll",
-                                      "pe64-overlay.exe", "pe64-signed.exe"};
+    std::vector<std::string> names = {"pe64.exe", "pe64.dll",         "pe32.exe",
+                                      "pe32.dll", "pe64-overlay.exe", "pe64-signed.exe"};
     std::string args;
     for (auto& n : names) args += " " + quote(d.copy(n).string());
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + args);
+    auto r =
+        run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("6 signed, 0 failed") != std::string::npos);
@@ -37,8 +38,9 @@ TEST_CASE("append-signature nests a second signature; replace keeps one", "[inte
   TempDir d;
   auto f = d.copy("pe64-signed-leaf.exe", "a.exe");
   auto g = d.copy("pe64-signed-leaf.exe", "b.exe");
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature --file-digest SHA512 " +
-                 quote(f.string()));
+  auto r = run_tsign("sign " + local_key() +
+                     " --timestamp-rfc3161= --append-signature --file-digest SHA512 " +
+                     quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
   auto v = ossl_verify(f);
@@ -75,7 +77,8 @@ TEST_CASE("tsign verify rejects a flipped byte in a section, the overlay and the
           "[integration][local]") {
   TempDir d;
   auto f = d.copy("pe64-overlay.exe");
-  REQUIRE(run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(f.string())).code == 0);
+  REQUIRE(run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(f.string())).code ==
+          0);
   REQUIRE(run_tsign("verify --ca " + fx("root.pem") + " " + quote(f.string())).code == 0);
   auto signed_bytes = read_file(f);
   auto unsigned_size = fs::file_size(fixture("pe64-overlay.exe"));
@@ -83,8 +86,9 @@ TEST_CASE("tsign verify rejects a flipped byte in a section, the overlay and the
     const char* what;
     std::size_t offset;
   };
-  for (auto c : {Case{"section", 0x600}, Case{"overlay", static_cast<std::size_t>(unsigned_size - 100)},
-                 Case{"signature", signed_bytes.size() - 300}}) {
+  for (auto c :
+       {Case{"section", 0x600}, Case{"overlay", static_cast<std::size_t>(unsigned_size - 100)},
+        Case{"signature", signed_bytes.size() - 300}}) {
     INFO(c.what);
     auto bad = signed_bytes;
     bad[c.offset] = static_cast<char>(bad[c.offset] ^ 0x01);
@@ -108,7 +112,7 @@ TEST_CASE("bad files fail with a clear message and stay byte-for-byte unchanged"
   auto before_text = read_file(d.path / "text.exe");
   auto before_ro = read_file(ro);
   auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("text.exe") + " " +
-                 quote(good.string()) + " " + quote(ro.string()) + " " + d.q("missing.exe"));
+                     quote(good.string()) + " " + quote(ro.string()) + " " + d.q("missing.exe"));
   INFO(r.out);
   CHECK(r.code == 1);  // some failed, the others were signed
   CHECK(r.out.find("1 signed, 3 failed") != std::string::npos);
@@ -118,11 +122,11 @@ TEST_CASE("bad files fail with a clear message and stay byte-for-byte unchanged"
   CHECK(read_file(d.path / "text.exe") == before_text);
   CHECK(read_file(ro) == before_ro);
   CHECK(ossl_verify(good).code == 0);
-  CHECK(listing(d.path) ==
-        std::vector<std::string>{"pe64.exe", "readonly.exe", "text.exe"});
+  CHECK(listing(d.path) == std::vector<std::string>{"pe64.exe", "readonly.exe", "text.exe"});
 }
 
-TEST_CASE("configuration errors exit 2 before any file is touched", "[integration][local][bad-input]") {
+TEST_CASE("configuration errors exit 2 before any file is touched",
+          "[integration][local][bad-input]") {
   TempDir d;
   auto f = d.copy("pe64.exe");
   auto before = read_file(f);
@@ -153,12 +157,13 @@ TEST_CASE("configuration errors exit 2 before any file is touched", "[integratio
   CHECK(r.out.find("no files to sign") != std::string::npos);
 }
 
-TEST_CASE("a certificate without the code-signing EKU is refused", "[integration][local][bad-input]") {
+TEST_CASE("a certificate without the code-signing EKU is refused",
+          "[integration][local][bad-input]") {
   TempDir d;
   auto f = d.copy("pe64.exe");
   auto before = read_file(f);
   auto r = run_tsign("sign --key " + fx("leaf-noeku.key") + " --cert " + fx("leaf-noeku.pem") +
-                 " --timestamp-rfc3161= " + quote(f.string()));
+                     " --timestamp-rfc3161= " + quote(f.string()));
   INFO(r.out);
   CHECK(r.code != 0);
   CHECK(r.out.find("code") != std::string::npos);
@@ -176,8 +181,9 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   write_file(d.path / "bin/fake.dll", "MZ but not really");
   auto before = read_file(d.path / "bin/app.exe");
 
-  auto dry = run_tsign("sign " + local_key() + " --dry-run --files-folder " + d.q("bin") +
-                   " --files-folder-filter dll,exe --files-folder-recurse --files-folder-depth 1");
+  auto dry =
+      run_tsign("sign " + local_key() + " --dry-run --files-folder " + d.q("bin") +
+                " --files-folder-filter dll,exe --files-folder-recurse --files-folder-depth 1");
   INFO(dry.out);
   CHECK(dry.code == 1);  // fake.dll is reported as not a PE
   CHECK(dry.out.find("plugin.dll") != std::string::npos);
@@ -185,7 +191,7 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   CHECK(read_file(d.path / "bin/app.exe") == before);
 
   auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " + d.q("bin") +
-                 " --files-folder-filter '*.exe, core.dll' --report " + d.q("report.json"));
+                     " --files-folder-filter '*.exe, core.dll' --report " + d.q("report.json"));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("2 signed, 0 failed") != std::string::npos);
@@ -195,10 +201,39 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   CHECK(report.find("\"sha256_after\":\"") != std::string::npos);
 
   // No filter: every supported file, recursively; skip-signed leaves the two signed ones alone.
-  auto s = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --skip-signed --ca " + fx("root.pem") +
-                 " --files-folder " + d.q("bin") + " --files-folder-recurse");
+  auto s = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --skip-signed --ca " +
+                     fx("root.pem") + " --files-folder " + d.q("bin") + " --files-folder-recurse");
   INFO(s.out);
   REQUIRE(s.code == 0);
   CHECK(s.out.find("2 signed, 0 failed, 2 skipped") != std::string::npos);
   CHECK(ossl_verify(d.path / "bin/sub/deeper/x.dll").code == 0);
+}
+
+TEST_CASE("tsign action: catalog with a missing file, unwritable outputs, awkward names",
+          "[integration][local][action]") {
+  TempDir d;
+  d.copy("pe64.exe", "out/app one.exe");
+  d.copy("pe32.dll", "out/ünïcode.dll");
+  write_file(d.path / "out/50%,a:b|c<d.exe", "not a program");
+  write_file(d.path / "out/files.txt", "app one.exe\nünïcode.dll\nmissing.dll\n50%,a:b|c<d.exe\n");
+  auto r = sh("INPUT_FILES_CATALOG=" + d.q("out/files.txt") +
+              " INPUT_TIMESTAMP_RFC3161= INPUT_BATCH_SIZE=10 GITHUB_OUTPUT=/nonexistent/dir/out"
+              " GITHUB_STEP_SUMMARY=" +
+              d.q("summary.md") + " RUNNER_TEMP=" + d.q() + " " + tsign_cmd() + " action " +
+              local_key());
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("2 signed, 2 failed") != std::string::npos);
+  CHECK(r.out.find("missing.dll") != std::string::npos);
+  // The failing file's name is escaped in the annotation's file property.
+  CHECK(r.out.find("::error file=") != std::string::npos);
+  CHECK(r.out.find("50%25%2Ca%3Ab|c<d.exe") != std::string::npos);
+  // Outputs could not be written: a warning, and the signing still happened.
+  CHECK(r.out.find("::warning::could not write the step outputs") != std::string::npos);
+  CHECK(r.out.find("::warning::batch-size has no effect") != std::string::npos);
+  CHECK(ossl_verify(d.path / "out/app one.exe").code == 0);
+  CHECK(ossl_verify(d.path / "out/ünïcode.dll").code == 0);
+  auto summary = read_file(d.path / "summary.md");
+  CHECK(summary.find("50%,a:b\\|c&lt;d.exe") != std::string::npos);
+  CHECK(fs::exists(d.path / "tsign-report.json"));
 }

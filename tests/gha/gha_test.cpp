@@ -1,0 +1,102 @@
+// GitHub runner conventions: escaping of workflow commands and Markdown, GITHUB_OUTPUT syntax,
+// and the job summary's 1 MiB bound.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "engine/engine.hpp"
+#include "gha/workflow.hpp"
+
+using namespace tsign;
+using engine::FileResult;
+using engine::RunResult;
+using engine::Status;
+
+namespace {
+RunResult run_of(std::size_t n, const std::string& name_prefix = "bin/file") {
+  RunResult r;
+  for (std::size_t i = 0; i < n; ++i) {
+    FileResult f;
+    f.path = name_prefix + std::to_string(i) + ".dll";
+    f.status = i % 10 == 3 ? Status::failed : Status::signed_ok;
+    if (f.status == Status::failed) f.error = "the service said no (HTTP 503)";
+    f.bytes = 1000 + i;
+    r.files.push_back(f);
+  }
+  return r;
+}
+}  // namespace
+
+TEST_CASE("workflow command escaping", "[gha]") {
+  CHECK(gha::escape_data("50% done\r\nnext") == "50%25 done%0D%0Anext");
+  CHECK(gha::escape_property("C:\\a,b%\n") == "C%3A\\a%2Cb%25%0A");
+}
+
+TEST_CASE("Markdown escaping keeps tables intact", "[gha]") {
+  auto e = gha::escape_markdown("a|b<script>*x*_y_`z`\n[l](u)");
+  CHECK(e.find("\\|") != std::string::npos);
+  CHECK(e.find('|') == e.find("\\|") + 1);
+  CHECK(e.find("<script>") == std::string::npos);
+  CHECK(e.find('\n') == std::string::npos);
+  CHECK(e.find("\\*x\\*") != std::string::npos);
+}
+
+TEST_CASE("outputs: counts and a multi-line list with a delimiter no file name contains", "[gha]") {
+  auto r = run_of(4);
+  r.files[0].path = "weird\nname%:,|<.dll";
+  auto text = gha::outputs_text(r, "/tmp/report.json");
+  CHECK(text.find("signed-count=3\n") != std::string::npos);
+  CHECK(text.find("failed-count=1\n") != std::string::npos);
+  CHECK(text.find("skipped-count=0\n") != std::string::npos);
+  CHECK(text.find("report=/tmp/report.json\n") != std::string::npos);
+  auto open = text.find("signed-files<<");
+  REQUIRE(open != std::string::npos);
+  auto eol = text.find('\n', open);
+  std::string delim = text.substr(open + 14, eol - open - 14);
+  CHECK(delim.size() >= 16);
+  auto close = text.find("\n" + delim + "\n", eol);
+  REQUIRE(close != std::string::npos);
+  std::string body = text.substr(eol + 1, close - eol);
+  CHECK(body.find("weird\nname%:,|<.dll\n") != std::string::npos);
+  CHECK(body.find("file3.dll") == std::string::npos);  // failed: not listed
+  // Two runs never share a delimiter.
+  CHECK(gha::outputs_text(r, "") != gha::outputs_text(r, ""));
+}
+
+TEST_CASE("summary: totals, certificate, a row per file, failures with reasons", "[gha]") {
+  auto r = run_of(5);
+  authenticode::SignatureReport cert;
+  cert.subject = "CN=Contoso";
+  cert.sha256_thumbprint = "ab12";
+  cert.not_before = "2026-11-26T00:00:00Z";
+  cert.not_after = "2026-11-29T00:00:00Z";
+  r.certificate = cert;
+  engine::ReportContext ctx{"https://eus.codesigning.azure.net/", "acct", "prof",
+                            "http://timestamp.acs.microsoft.com", "corr-1"};
+  auto md = gha::summary_markdown(r, ctx);
+  CHECK(md.find("4 signed, 1 failed, 0 skipped") != std::string::npos);
+  CHECK(md.find("CN=Contoso") != std::string::npos);
+  CHECK(md.find("ab12") != std::string::npos);
+  CHECK(md.find("2026-11-29T00:00:00Z") != std::string::npos);
+  CHECK(md.find("corr-1") != std::string::npos);
+  CHECK(md.find("http://timestamp.acs.microsoft.com") != std::string::npos);
+  for (int i = 0; i < 5; ++i)
+    CHECK(md.find("file" + std::to_string(i) + ".dll") != std::string::npos);
+  CHECK(md.find("### Failures") != std::string::npos);
+  CHECK(md.find("HTTP 503") != std::string::npos);
+}
+
+TEST_CASE("summary of 10 000 files stays under 1 MiB and says how many rows it left out", "[gha]") {
+  auto r = run_of(10000, "a/rather/long/path/to/some/build/output/folder/of/the/project/lib");
+  auto md = gha::summary_markdown(r, {});
+  CHECK(md.size() < 1024 * 1024);
+  CHECK(md.find("…and ") != std::string::npos);
+  CHECK(md.find("more (see the JSON report)") != std::string::npos);
+  CHECK(md.find("9000 signed, 1000 failed") != std::string::npos);
+}
+
+TEST_CASE("a file name cannot break the summary table", "[gha]") {
+  auto r = run_of(1, "x|y\n<b>");
+  auto md = gha::summary_markdown(r, {});
+  CHECK(md.find("x\\|y<br>&lt;b&gt;0.dll") != std::string::npos);
+}
