@@ -281,7 +281,7 @@ int run_verify(const Options& o) {
 
 int main(int argc, char** argv) {
   platform::setup_console();
-  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> args = platform::args_utf8(argc, argv);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, stdout);
     return args.empty() ? 2 : 0;

@@ -8,9 +8,13 @@
 #include "common/error.hpp"
 
 #ifdef _WIN32
-#include <io.h>
-#include <wincrypt.h>
+// windows.h first: wincrypt.h and shellapi.h need its types.
 #include <windows.h>
+
+#include <fcntl.h>
+#include <io.h>
+#include <shellapi.h>
+#include <wincrypt.h>
 #else
 #include <fcntl.h>
 #include <poll.h>
@@ -58,10 +62,52 @@ fs::path from_utf8(std::string_view s) {
 
 namespace {
 
+#ifdef _WIN32
+// Win32 file APIs stop at MAX_PATH (260 UTF-16 units) unless the path is absolute and carries
+// the \\?\ prefix, which also turns off their normalisation: so normalise first, then prefix.
+std::wstring long_path(const fs::path& p) {
+  std::wstring w = p.wstring();
+  if (w.size() < 240 || w.starts_with(L"\\\\?\\")) return w;
+  std::error_code ec;
+  fs::path abs = fs::absolute(p, ec);
+  if (ec) return w;
+  std::wstring a = abs.lexically_normal().wstring();
+  for (auto& c : a)
+    if (c == L'/') c = L'\\';
+  if (a.starts_with(L"\\\\")) return L"\\\\?\\UNC\\" + a.substr(2);
+  return L"\\\\?\\" + a;
+}
+
+// The system's own text for a Win32 error code, for messages a user can act on.
+std::string win_error_text(DWORD code) {
+  wchar_t* buf = nullptr;
+  DWORD n = FormatMessageW(
+      FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+      nullptr, code, 0, reinterpret_cast<wchar_t*>(&buf), 0, nullptr);
+  std::wstring w = n && buf ? std::wstring(buf, n) : std::wstring();
+  if (buf) LocalFree(buf);
+  while (!w.empty() &&
+         (w.back() == L'\n' || w.back() == L'\r' || w.back() == L' ' || w.back() == L'.'))
+    w.pop_back();
+  std::string text = to_utf8(fs::path(w));
+  return (text.empty() ? std::string("error") : text) + " (Win32 error " + std::to_string(code) +
+         ")";
+}
+
+// Marks an open file for deletion when its last handle closes, or clears the mark. While the
+// temporary copy is being written the mark is set, so if the process is killed (Ctrl-C,
+// TerminateProcess, a crash) the system removes the half-written copy itself.
+bool set_delete_on_close(HANDLE h, bool on) {
+  FILE_DISPOSITION_INFO info{};
+  info.DeleteFile = on ? TRUE : FALSE;
+  return SetFileInformationByHandle(h, FileDispositionInfo, &info, sizeof info) != 0;
+}
+#endif
+
 std::FILE* open_file(const fs::path& p, const char* mode) {
 #ifdef _WIN32
   std::wstring wmode(mode, mode + std::char_traits<char>::length(mode));
-  return _wfopen(p.c_str(), wmode.c_str());
+  return _wfopen(long_path(p).c_str(), wmode.c_str());
 #else
   return std::fopen(p.c_str(), mode);
 #endif
@@ -83,12 +129,17 @@ std::string describe_errno(int err) {
 
 ReadFile::ReadFile(const fs::path& path) : path_(path) {
   std::error_code ec;
-  auto st = fs::status(path, ec);
+#ifdef _WIN32
+  const fs::path native(long_path(path));
+#else
+  const fs::path& native = path;
+#endif
+  auto st = fs::status(native, ec);
   if (ec || !fs::exists(st)) throw FileError(to_utf8(path) + ": no such file");
   if (!fs::is_regular_file(st)) throw FileError(to_utf8(path) + ": not a regular file");
   f_ = open_file(path, "rb");
   if (!f_) throw FileError(to_utf8(path) + ": cannot open for reading: " + describe_errno(errno));
-  size_ = fs::file_size(path, ec);
+  size_ = fs::file_size(native, ec);
   if (ec) throw FileError(to_utf8(path) + ": cannot read its size: " + ec.message());
   // Large sequential reads: hashing is one pass over the file.
   std::setvbuf(f_, nullptr, _IOFBF, 1 << 16);
@@ -121,22 +172,43 @@ ReplaceFile::ReplaceFile(const fs::path& target) : target_(target) {
   name += fs::path(".tsign-" + to_hex(random_bytes(6)) + ".tmp");
   temp_ = target.parent_path() / name;
 #ifdef _WIN32
-  f_ = _wfopen(temp_.c_str(), L"wbx");
+  // CREATE_NEW: never reuse an existing name. DELETE access for the delete-on-close mark;
+  // FILE_SHARE_DELETE so that mark can be cleared and the file renamed while it is open.
+  HANDLE h = CreateFileW(long_path(temp_).c_str(), GENERIC_WRITE | DELETE,
+                         FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr, CREATE_NEW,
+                         FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE)
+    throw FileError(to_utf8(target) + ": cannot create a temporary file beside it: " +
+                    win_error_text(GetLastError()));
+  set_delete_on_close(h, true);
+  int fd = _open_osfhandle(reinterpret_cast<intptr_t>(h), _O_WRONLY | _O_BINARY);
+  f_ = fd >= 0 ? _fdopen(fd, "wb") : nullptr;
+  if (!f_) {
+    if (fd >= 0)
+      _close(fd);
+    else
+      CloseHandle(h);
+    throw FileError(to_utf8(target) + ": cannot create a temporary file beside it");
+  }
 #else
   int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   f_ = fd >= 0 ? fdopen(fd, "wb") : nullptr;
-#endif
   if (!f_)
     throw FileError(to_utf8(target) +
                     ": cannot create a temporary file beside it: " + describe_errno(errno));
+#endif
   std::setvbuf(f_, nullptr, _IOFBF, 1 << 16);
 }
 
 ReplaceFile::~ReplaceFile() {
-  if (f_) std::fclose(f_);
+  if (f_) std::fclose(f_);  // on Windows the delete-on-close mark removes it here
   if (!committed_) {
+#ifdef _WIN32
+    DeleteFileW(long_path(temp_).c_str());
+#else
     std::error_code ec;
     fs::remove(temp_, ec);
+#endif
   }
 }
 
@@ -150,10 +222,16 @@ void ReplaceFile::close() {
   if (!f_) return;
   bool ok = std::fflush(f_) == 0;
 #ifdef _WIN32
-  ok = ok && FlushFileBuffers(reinterpret_cast<HANDLE>(_get_osfhandle(_fileno(f_))));
-#else
-  ok = ok && ::fsync(fileno(f_)) == 0;
+  {
+    HANDLE h = reinterpret_cast<HANDLE>(_get_osfhandle(_fileno(f_)));
+    // Complete: it may now outlive this handle (to be re-read, checked and renamed).
+    ok = ok && set_delete_on_close(h, false);
+    if (!ok) errno = EIO;
+  }
 #endif
+  // No fsync: the rename is what makes the replacement atomic for every failure of tsign itself
+  // (crash, Ctrl-C, deadline); forcing the data to disk would double the time of a large file for
+  // the power-loss case only (README, "Decisions").
   int err = errno;
   ok = (std::fclose(f_) == 0) && ok;
   f_ = nullptr;
@@ -163,6 +241,24 @@ void ReplaceFile::close() {
 
 void ReplaceFile::commit() {
   close();
+#ifdef _WIN32
+  // Windows has no permission bits to carry over (the copy inherits the folder's ACL, as the
+  // original did). MOVEFILE_WRITE_THROUGH: return only once the rename is on disk.
+  // A read-only target is refused here rather than left to MoveFileExW, which some file
+  // systems (and wine) let replace it: the read-only bit is the owner's "do not change".
+  DWORD attrs = GetFileAttributesW(long_path(target_).c_str());
+  if (attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_READONLY))
+    throw FileError(to_utf8(target_) + ": cannot replace the file: it is read-only");
+  if (!MoveFileExW(long_path(temp_).c_str(), long_path(target_).c_str(),
+                   MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+    DWORD err = GetLastError();
+    std::string hint =
+        err == ERROR_SHARING_VIOLATION || err == ERROR_LOCK_VIOLATION || err == ERROR_ACCESS_DENIED
+            ? " (is it read-only, or open in another program?)"
+            : "";
+    throw FileError(to_utf8(target_) + ": cannot replace the file: " + win_error_text(err) + hint);
+  }
+#else
   std::error_code ec;
   // Keep the original's permissions (e.g. the executable bit).
   auto st = fs::status(target_, ec);
@@ -171,12 +267,6 @@ void ReplaceFile::commit() {
                                  : fs::perms::owner_read | fs::perms::owner_write |
                                        fs::perms::group_read | fs::perms::others_read,
                   ec);
-#ifdef _WIN32
-  if (!MoveFileExW(temp_.c_str(), target_.c_str(),
-                   MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
-    throw FileError(to_utf8(target_) + ": cannot replace the file (is it open elsewhere?), error " +
-                    std::to_string(GetLastError()));
-#else
   if (::rename(temp_.c_str(), target_.c_str()) != 0)
     throw FileError(to_utf8(target_) + ": cannot replace the file: " + describe_errno(errno));
 #endif
@@ -185,7 +275,7 @@ void ReplaceFile::commit() {
 
 bool is_read_only(const fs::path& p) {
 #ifdef _WIN32
-  DWORD a = GetFileAttributesW(p.c_str());
+  DWORD a = GetFileAttributesW(long_path(p).c_str());
   return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_READONLY);
 #else
   struct stat st {};
@@ -204,9 +294,28 @@ bool is_terminal(std::FILE* stream) {
 
 void setup_console() {
 #ifdef _WIN32
+  // tsign writes UTF-8; a console shows it right only in code page 65001. Pipes and files (as on
+  // a GitHub runner) get the bytes unchanged either way.
   SetConsoleOutputCP(CP_UTF8);
   SetConsoleCP(CP_UTF8);
 #endif
+}
+
+std::vector<std::string> args_utf8(int argc, char** argv) {
+#ifdef _WIN32
+  // argv is in the ANSI code page, which loses every character outside it: take the UTF-16
+  // command line instead.
+  (void)argv;
+  int n = 0;
+  wchar_t** w = CommandLineToArgvW(GetCommandLineW(), &n);
+  if (w) {
+    std::vector<std::string> v;
+    for (int i = 1; i < n; ++i) v.push_back(to_utf8(fs::path(w[i])));
+    LocalFree(w);
+    return v;
+  }
+#endif
+  return std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc);
 }
 
 void load_trust_roots(X509_STORE* store) {
@@ -277,7 +386,8 @@ struct Handle {
 void drain(HANDLE h, std::string& out) {
   char buf[4096];
   DWORD got = 0;
-  while (ReadFile(h, buf, sizeof buf, &got, nullptr) && got > 0) out.append(buf, got);
+  // ::ReadFile is the Win32 call; unqualified it would name tsign::platform::ReadFile.
+  while (::ReadFile(h, buf, sizeof buf, &got, nullptr) && got > 0) out.append(buf, got);
 }
 
 }  // namespace

@@ -14,6 +14,14 @@
 
 #include <openssl/ssl.h>
 
+#ifdef _WIN32
+// <windows.h> (which Boost.Asio includes too) defines ReplaceFile as a macro for ReplaceFileW:
+// it would rename the class below in some translation units and not in others. Include it here,
+// before anything uses the name, and drop the macro; its include guard keeps it from coming back.
+#include <windows.h>
+#undef ReplaceFile
+#endif
+
 #include "common/bytes.hpp"
 
 namespace tsign::platform {
@@ -75,6 +83,9 @@ bool is_read_only(const std::filesystem::path& p);
 bool is_terminal(std::FILE* stream);
 // Makes the console print UTF-8 correctly (Windows); a no-op elsewhere.
 void setup_console();
+// The command-line arguments after the program name, as UTF-8 (on Windows read from the UTF-16
+// command line: main's argv is in the ANSI code page and loses other characters).
+std::vector<std::string> args_utf8(int argc, char** argv);
 
 // Adds the platform's trusted roots to an OpenSSL context: SSL_CERT_FILE when set, else the
 // system store (the Windows ROOT store on Windows, OpenSSL's default paths elsewhere).

@@ -27,14 +27,19 @@ inline Proc sh(const std::string& cmd) {
   return {r.exit_code, r.output};
 }
 
-// TSIGN_TEST_BINARY, when set, is a command prefix run instead (scripts/test-windows: tsign.exe under wine).
+// TSIGN_TEST_BINARY, when set, is a command prefix run instead (scripts/test-windows: tsign.exe
+// under wine).
 inline std::string tsign_cmd() {
   if (const char* o = std::getenv("TSIGN_TEST_BINARY"); o && *o) return o;
   return quote(TSIGN_BINARY);
 }
-inline Proc run_tsign(const std::string& args) { return sh(tsign_cmd() + " " + args); }
+inline Proc run_tsign(const std::string& args) {
+  return sh(tsign_cmd() + " " + args);
+}
 
-inline std::string fx(const std::string& name) { return quote(fixture(name)); }
+inline std::string fx(const std::string& name) {
+  return quote(fixture(name));
+}
 
 // A temporary folder holding copies of fixtures.
 struct TempDir {
@@ -66,7 +71,9 @@ inline std::vector<std::string> listing(const fs::path& dir) {
   return v;
 }
 
-inline std::string local_key() { return "--key " + fx("leaf.key") + " --cert " + fx("chain.pem"); }
+inline std::string local_key() {
+  return "--key " + fx("leaf.key") + " --cert " + fx("chain.pem");
+}
 
 inline Proc ossl_verify(const fs::path& file, const std::string& extra = {}) {
   return sh("osslsigncode verify -CAfile " + fx("root.pem") + " " + extra + " -in " + quote(file));
