@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/token_source.hpp"
 #include "authenticode/authenticode.hpp"
 #include "cli/options.hpp"
 #include "common/error.hpp"
@@ -18,7 +19,6 @@
 #include "platform/platform.hpp"
 #include "signer/local_key.hpp"
 #include "signer/trusted_signing.hpp"
-#include "auth/token_source.hpp"
 
 namespace tsign::cli {
 
@@ -32,7 +32,8 @@ constexpr const char* kUsage =
     "usage:\n"
     "  tsign sign [FILE...] [--option value ...]   sign files\n"
     "  tsign verify [--ca FILE] [--tsa-ca FILE] FILE...   check every signature of each file\n"
-    "  tsign action                                what the GitHub Action runs (options from INPUT_*)\n"
+    "  tsign action                                what the GitHub Action runs (options from "
+    "INPUT_*)\n"
     "  tsign emulator [--listen 127.0.0.1:PORT] [--state-dir DIR] [faults]\n"
     "                                              a local stand-in for the cloud, on loopback\n"
     "  tsign --version | --help | COMMAND --help\n"
@@ -114,7 +115,8 @@ engine::SignerFactory signer_factory(const Options& o) {
   cs.tenant_id = pick("azure-tenant-id", "AZURE_TENANT_ID");
   cs.client_id = pick("azure-client-id", "AZURE_CLIENT_ID");
   cs.client_secret = Secret(pick("azure-client-secret", "AZURE_CLIENT_SECRET"));
-  cs.client_certificate_path = pick("azure-client-certificate-path", "AZURE_CLIENT_CERTIFICATE_PATH");
+  cs.client_certificate_path =
+      pick("azure-client-certificate-path", "AZURE_CLIENT_CERTIFICATE_PATH");
   if (auto a = platform::getenv("AZURE_AUTHORITY_HOST"); a && !a->empty()) cs.authority_host = *a;
   cs.exclude_environment = o.flag("exclude-environment-credential");
   cs.exclude_workload_identity = o.flag("exclude-workload-identity-credential");
@@ -173,14 +175,16 @@ int run_signing(Options& o, Mode mode) {
   auto factory = signer_factory(o);
   auto selection = engine::select_files(sreq);
   if (st.timestamp_url.empty() && !st.dry_run)
-    log.warning("timestamp-rfc3161 is empty: signatures will not be time-stamped and stop "
-                "verifying when the certificate expires (Trusted Signing certificates live 3 days)");
+    log.warning(
+        "timestamp-rfc3161 is empty: signatures will not be time-stamped and stop "
+        "verifying when the certificate expires (Trusted Signing certificates live 3 days)");
 
   engine::ReportContext ctx{o.str("endpoint"), o.str("signing-account-name"),
                             o.str("certificate-profile-name"), st.timestamp_url,
                             o.str("correlation-id")};
   bool tty = !under_actions && platform::is_terminal(stdout);
-  if (under_actions) log.group_begin("Signing " + std::to_string(selection.files.size()) + " file(s)");
+  if (under_actions)
+    log.group_begin("Signing " + std::to_string(selection.files.size()) + " file(s)");
   auto on_done = [&](const engine::FileResult& f, std::size_t done, std::size_t total) {
     std::string name = platform::to_utf8(f.path);
     std::string line = tty ? "[" + std::to_string(done) + "/" + std::to_string(total) + "] " : "";
@@ -260,8 +264,10 @@ int run_verify(const Options& o) {
       auto v = authenticode::verify(*file, vo);
       if (v.ok()) {
         const auto& s = v.signatures.front();
-        std::string extra = s.timestamped ? ", time-stamped " + s.timestamp_time : ", no time-stamp";
-        if (v.signatures.size() > 1) extra += ", " + std::to_string(v.signatures.size()) + " signatures";
+        std::string extra =
+            s.timestamped ? ", time-stamped " + s.timestamp_time : ", no time-stamp";
+        if (v.signatures.size() > 1)
+          extra += ", " + std::to_string(v.signatures.size()) + " signatures";
         std::printf("OK    %s  (%s, %s%s)\n", name.c_str(), s.subject.c_str(),
                     std::string(digest_name(s.alg)).c_str(), extra.c_str());
       } else {

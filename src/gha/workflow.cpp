@@ -12,10 +12,14 @@ namespace tsign::gha {
 std::string escape_data(std::string_view s) {
   std::string o;
   for (char c : s) {
-    if (c == '%') o += "%25";
-    else if (c == '\r') o += "%0D";
-    else if (c == '\n') o += "%0A";
-    else o += c;
+    if (c == '%')
+      o += "%25";
+    else if (c == '\r')
+      o += "%0D";
+    else if (c == '\n')
+      o += "%0A";
+    else
+      o += c;
   }
   return o;
 }
@@ -23,9 +27,12 @@ std::string escape_data(std::string_view s) {
 std::string escape_property(std::string_view s) {
   std::string o;
   for (char c : escape_data(s)) {
-    if (c == ':') o += "%3A";
-    else if (c == ',') o += "%2C";
-    else o += c;
+    if (c == ':')
+      o += "%3A";
+    else if (c == ',')
+      o += "%2C";
+    else
+      o += c;
   }
   return o;
 }
@@ -37,11 +44,17 @@ void GhaLog::emit(const std::string& line) {
   std::fflush(stdout);
 }
 
-void GhaLog::info(const std::string& msg) { emit(escape_data(msg)); }
-void GhaLog::warning(const std::string& msg) { emit("::warning::" + escape_data(msg)); }
+void GhaLog::info(const std::string& msg) {
+  emit(escape_data(msg));
+}
+void GhaLog::warning(const std::string& msg) {
+  emit("::warning::" + escape_data(msg));
+}
 void GhaLog::error(const std::string& msg, const std::string& file) {
-  if (file.empty()) emit("::error::" + escape_data(msg));
-  else emit("::error file=" + escape_property(file) + "::" + escape_data(msg));
+  if (file.empty())
+    emit("::error::" + escape_data(msg));
+  else
+    emit("::error file=" + escape_property(file) + "::" + escape_data(msg));
 }
 void GhaLog::debug(const std::string& msg) {
   if (debug_) emit("::debug::" + escape_data(msg));
@@ -49,8 +62,12 @@ void GhaLog::debug(const std::string& msg) {
 void GhaLog::mask(const Secret& secret) {
   if (!secret.empty()) emit("::add-mask::" + escape_data(secret.reveal()));
 }
-void GhaLog::group_begin(const std::string& title) { emit("::group::" + escape_data(title)); }
-void GhaLog::group_end() { emit("::endgroup::"); }
+void GhaLog::group_begin(const std::string& title) {
+  emit("::group::" + escape_data(title));
+}
+void GhaLog::group_end() {
+  emit("::endgroup::");
+}
 
 std::string outputs_text(const engine::RunResult& r, const std::string& report_path) {
   using engine::Status;
@@ -75,19 +92,43 @@ std::string escape_markdown(std::string_view s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '|': o += "\\|"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '`': o += "\\`"; break;
-      case '*': o += "\\*"; break;
-      case '_': o += "\\_"; break;
-      case '[': o += "\\["; break;
-      case ']': o += "\\]"; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "<br>"; break;
-      case '\r': break;
-      default: o += c;
+      case '|':
+        o += "\\|";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '`':
+        o += "\\`";
+        break;
+      case '*':
+        o += "\\*";
+        break;
+      case '_':
+        o += "\\_";
+        break;
+      case '[':
+        o += "\\[";
+        break;
+      case ']':
+        o += "\\]";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "<br>";
+        break;
+      case '\r':
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -96,9 +137,12 @@ std::string escape_markdown(std::string_view s) {
 namespace {
 std::string human_size(std::uint64_t b) {
   char buf[32];
-  if (b >= (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
-  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
-  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  if (b >= (1u << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
   return buf;
 }
 std::string seconds(double s) {
@@ -116,15 +160,18 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   head << "## tsign: " << r.count(Status::signed_ok) << " signed, " << r.count(Status::failed)
        << " failed, " << r.count(Status::skipped) + r.count(Status::planned) << " skipped\n\n";
   if (r.fatal_code) head << "> **Stopped:** " << escape_markdown(r.fatal_message) << "\n\n";
-  if (r.deadline_passed) head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
+  if (r.deadline_passed)
+    head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
   head << "| | |\n|---|---|\n";
   if (!ctx.endpoint.empty()) head << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
   if (!ctx.account.empty()) head << "| Account | " << escape_markdown(ctx.account) << " |\n";
-  if (!ctx.profile.empty()) head << "| Certificate profile | " << escape_markdown(ctx.profile) << " |\n";
+  if (!ctx.profile.empty())
+    head << "| Certificate profile | " << escape_markdown(ctx.profile) << " |\n";
   if (r.certificate) {
     head << "| Certificate | " << escape_markdown(r.certificate->subject) << " |\n";
     head << "| SHA-256 thumbprint | `" << r.certificate->sha256_thumbprint << "` |\n";
-    head << "| Valid | " << r.certificate->not_before << " to " << r.certificate->not_after << " |\n";
+    head << "| Valid | " << r.certificate->not_before << " to " << r.certificate->not_after
+         << " |\n";
   }
   head << "| Time-stamp authority | "
        << (ctx.timestamp_url.empty() ? std::string("none") : escape_markdown(ctx.timestamp_url))
@@ -137,7 +184,8 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   std::string failures;
   for (const auto& f : r.files)
     if (f.status == Status::failed)
-      failures += "- `" + escape_markdown(platform::to_utf8(f.path)) + "`: " + escape_markdown(f.error) + "\n";
+      failures += "- `" + escape_markdown(platform::to_utf8(f.path)) +
+                  "`: " + escape_markdown(f.error) + "\n";
 
   std::string out = head.str();
   std::string table = "| File | Size | Result | Time |\n|---|---:|---|---:|\n";
@@ -151,9 +199,9 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   }
   budget = budget > fail_part.size() ? budget - fail_part.size() : 0;
   for (const auto& f : r.files) {
-    std::string row = "| " + escape_markdown(platform::to_utf8(f.path)) + " | " + human_size(f.bytes) +
-                      " | " + std::string(engine::status_name(f.status)) + " | " + seconds(f.seconds) +
-                      " |\n";
+    std::string row = "| " + escape_markdown(platform::to_utf8(f.path)) + " | " +
+                      human_size(f.bytes) + " | " + std::string(engine::status_name(f.status)) +
+                      " | " + seconds(f.seconds) + " |\n";
     if (table.size() + row.size() > budget) break;
     table += row;
     ++shown;
