@@ -95,7 +95,12 @@ TEST_CASE("cloud path survives throttling, 503s and dropped connections",
   Emulator emu(emulator_state(d),
                {"--throttle-every", "3", "--fail-every", "5", "--drop-every", "7"});
   auto files = samples(d);
-  auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1") + tsign_cmd() + " action");
+  // One file at a time makes the faults hit consecutive requests deterministically: of any six
+  // consecutive sign/poll requests at most five are faulted, so every request succeeds within
+  // the retry policy's six attempts. (Concurrent files could line up six faults for one request,
+  // a 429 storm that rightly fails the file.)
+  auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1 INPUT_CONCURRENCY=1") + tsign_cmd() +
+              " action");
   INFO(r.out);
   REQUIRE(r.code == 0);
   for (auto& f : files) CHECK(emu.verify(f).code == 0);
