@@ -12,6 +12,7 @@
 #include "common/error.hpp"
 #include "http/client.hpp"
 #include "platform/platform.hpp"
+#include "support/recording.hpp"
 #include "support/test_server.hpp"
 
 using namespace tsign;
@@ -20,48 +21,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string pct_decode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i] == '+' ? ' ' : s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_form(const std::string& body) {
-  std::map<std::string, std::string> out;
-  std::size_t start = 0;
-  while (start <= body.size()) {
-    auto amp = body.find('&', start);
-    std::string pair =
-        body.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
-    auto eq = pair.find('=');
-    out[pct_decode(pair.substr(0, eq))] =
-        eq == std::string::npos ? "" : pct_decode(pair.substr(eq + 1));
-    if (amp == std::string::npos) break;
-    start = amp + 1;
-  }
-  return out;
-}
-
-struct RecordingLog : Log {
-  std::vector<std::string> lines, masked;
-  void info(const std::string& m) override { lines.push_back(m); }
-  void warning(const std::string& m) override { lines.push_back(m); }
-  void error(const std::string& m, const std::string& = {}) override { lines.push_back(m); }
-  void debug(const std::string& m) override { lines.push_back(m); }
-  void mask(const Secret& s) override { masked.push_back(s.reveal()); }
-  void group_begin(const std::string&) override {}
-  void group_end() override {}
-  bool was_masked(const std::string& v) const {
-    return std::find(masked.begin(), masked.end(), v) != masked.end();
-  }
-};
+using test::parse_form;
+using test::RecordingLog;
 
 const Runner no_az = [](const std::vector<std::string>&, std::chrono::milliseconds) {
   RunOutcome r;
@@ -111,8 +72,8 @@ struct FakeCloud {
     return e;
   }
 
-  std::unique_ptr<TokenSource> chain(std::map<std::string, std::string> e,
-                                     CredentialSettings s = {}) {
+  std::unique_ptr<auth::TokenSource> chain(std::map<std::string, std::string> e,
+                                           CredentialSettings s = {}) {
     s.authority_host = server.url("");
     while (s.authority_host.back() == '/') s.authority_host.pop_back();
     s.exclude_managed_identity = true;  // never probe 169.254.169.254 from a test
@@ -127,7 +88,7 @@ struct FakeCloud {
         [this] { return clock; }, no_az);
   }
 
-  AccessToken get(TokenSource& t) { return test::run_coro(io, t.get_token()); }
+  AccessToken get(auth::TokenSource& t) { return test::run_coro(io, t.get_token()); }
 };
 
 }  // namespace

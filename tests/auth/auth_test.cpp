@@ -15,6 +15,7 @@
 #include "common/digest.hpp"
 #include "common/error.hpp"
 #include "http/client.hpp"
+#include "support/recording.hpp"
 
 using namespace tsign;
 using namespace tsign::auth;
@@ -49,16 +50,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-struct RecordingLog : Log {
-  std::vector<std::string> lines, masked;
-  void info(const std::string& m) override { lines.push_back(m); }
-  void warning(const std::string& m) override { lines.push_back(m); }
-  void error(const std::string& m, const std::string& = {}) override { lines.push_back(m); }
-  void debug(const std::string& m) override { lines.push_back(m); }
-  void mask(const Secret& s) override { masked.push_back(s.reveal()); }
-  void group_begin(const std::string&) override {}
-  void group_end() override {}
-};
+using test::RecordingLog;
 
 }  // namespace
 
@@ -225,7 +217,7 @@ TEST_CASE("Azure CLI output", "[auth]") {
 namespace {
 
 // A source whose tokens and timing the test controls.
-struct FakeSource : TokenSource {
+struct FakeSource : auth::TokenSource {
   int calls = 0;
   SysClock::duration lifetime = std::chrono::hours(1);
   std::function<SysClock::time_point()> now;
