@@ -67,6 +67,8 @@ authority. Prints `export` lines that point tsign at it, then `# tsign emulator 
 Fault injection (each "every N" counts sign + poll requests; --tsa-fail-every counts TSA requests):
   --latency-ms N                delay every answer by N ms
   --throttle-every N            429 with Retry-After: 1
+  --capacity N                  at most N sign/poll requests at once (with --latency-ms);
+                                one more is answered 429 with Retry-After: 1
   --fail-every N                503
   --drop-every N                close the connection without answering
   --malformed-every N           200/202 with a truncated JSON body
@@ -126,6 +128,8 @@ Options parse_options(std::span<const std::string> args) {
       o.latency = std::chrono::milliseconds(count());
     } else if (name == "--throttle-every") {
       o.throttle_every = count();
+    } else if (name == "--capacity") {
+      o.capacity = count();
     } else if (name == "--fail-every") {
       o.fail_every = count();
     } else if (name == "--drop-every") {

@@ -31,7 +31,10 @@ struct Options {
   // Fault injection. Every "every N" counts the requests of its kind: sign + poll requests of
   // Trusted Signing for throttle/fail/drop/malformed, time-stamp requests for tsa_fail.
   std::chrono::milliseconds latency{0};
-  int throttle_every = 0;          // 429 with Retry-After: 1
+  int throttle_every = 0;  // 429 with Retry-After: 1
+  // At most this many sign/poll requests served at once (a request is "served" until its
+  // latency has passed); one more is answered 429 with Retry-After: 1, as a service at capacity.
+  int capacity = 0;
   int fail_every = 0;              // 503
   int drop_every = 0;              // connection closed without an answer
   int malformed_every = 0;         // 200/202 with a truncated JSON body

@@ -238,6 +238,7 @@ struct Server::Impl {
   std::unordered_map<std::string, SysClock::time_point> access_tokens;
   std::unordered_map<std::string, Operation> operations;
   std::uint64_t service_requests = 0;
+  int service_in_flight = 0;  // sign/poll requests whose latency has not passed (--capacity)
   std::uint64_t tsa_requests = 0;
   std::uint64_t tsa_serial = 0;
 
@@ -472,10 +473,14 @@ net::awaitable<void> Server::Impl::serve(Stream& stream, bool tsa_port) {
                        std::string("emulator failure: ") + e.what(), "", a.kind);
     }
 
+    // A sign/poll request served (not refused) occupies the service until its latency passed.
+    const bool occupies = (a.kind == "sign" || a.kind == "poll") && a.fault.empty();
+    if (occupies) ++service_in_flight;
     if (opts.latency.count() > 0) {
       net::steady_timer t(ioc, opts.latency);
       co_await t.async_wait(net::as_tuple(net::use_awaitable));
     }
+    if (occupies) --service_in_flight;
     write_log(req, path, a, std::chrono::steady_clock::now() - start);
     if (a.drop) {
       boost::system::error_code ec;
@@ -690,6 +695,15 @@ Answer Server::Impl::handle_entra(const StringRequest& req, const std::string& t
 std::optional<Answer> Server::Impl::service_fault(const std::string& kind, bool is_sign) {
   std::uint64_t n = ++service_requests;
   auto every = [n](int k) { return k > 0 && n % static_cast<std::uint64_t>(k) == 0; };
+  if (opts.capacity > 0 && service_in_flight >= opts.capacity) {
+    Answer a = error_detail(http::status::too_many_requests, "TooManyRequests",
+                            "The emulator serves at most " + std::to_string(opts.capacity) +
+                                " signing requests at once.",
+                            "", kind);
+    a.res.set(http::field::retry_after, "1");
+    a.fault = "capacity";
+    return a;
+  }
   if (every(opts.drop_every)) {
     Answer a;
     a.kind = kind;

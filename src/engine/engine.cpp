@@ -107,6 +107,9 @@ class Run {
   RunResult execute(const SignerFactory& make_signer) {
     http::ClientOptions hopts;
     hopts.deadline = deadline_;
+    // Each file in flight holds at most one request; the pool must not be the tighter bound.
+    hopts.max_connections_per_host = std::max<std::size_t>(
+        hopts.max_connections_per_host, static_cast<std::size_t>(settings_.concurrency));
     hopts.on_retry = [this](const std::string& why) { log_.debug(why); };
     http::Client http(ioc_.get_executor(), hopts);
     Services services{ioc_.get_executor(), http, log_};
@@ -117,7 +120,7 @@ class Run {
         tsa_.emplace(http, settings_.timestamp_url, settings_.timestamp_digest);
     }
     int workers = settings_.concurrency > 0 ? settings_.concurrency : handle_.preferred_concurrency;
-    if (settings_.dry_run) workers = static_cast<int>(pool_size());
+    if (workers <= 0 || settings_.dry_run) workers = 2 * static_cast<int>(pool_size());
     workers = std::max(1, std::min<int>(workers, static_cast<int>(files_.size())));
 
     asio::steady_timer deadline_timer(ioc_, deadline_);
@@ -151,6 +154,14 @@ class Run {
     pool_.join();
 
     result_.deadline_passed = deadline_hit_ || any_deadline_failure_;
+    result_.concurrency = workers;
+    auto hs = http.stats();
+    result_.throttled = hs.throttled;
+    result_.lowest_concurrency = hs.lowest_limit;
+    if (hs.throttled > 0)
+      log_.info("the service throttled " + std::to_string(hs.throttled) +
+                " request(s); tsign paced itself down to " + std::to_string(hs.lowest_limit) +
+                " request(s) in flight at the lowest");
     result_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     return std::move(result_);
   }

@@ -56,6 +56,9 @@ struct RunResult {
   std::string fatal_message;
   std::optional<authenticode::SignatureReport> certificate;  // the signing leaf, once known
   double seconds = 0;
+  int concurrency = 0;                 // files in flight at once, at most
+  std::size_t throttled = 0;           // 429/503 answers from the services
+  std::size_t lowest_concurrency = 0;  // requests in flight per host after throttling (0: never)
 
   std::size_t count(Status s) const;
   ExitCode exit_code() const;
@@ -70,6 +73,8 @@ struct Services {
 
 struct SignerHandle {
   std::unique_ptr<signer::Signer> signer;
+  // Files in flight at once unless `concurrency` says otherwise; 0: CPU-bound signer, two per
+  // hashing thread (one hashing while the other signs and writes).
   int preferred_concurrency = 8;
   // Keeps alive whatever the signer refers to (credential chain, ...).
   std::shared_ptr<void> keep_alive;

@@ -28,6 +28,9 @@ std::string report_json(const RunResult& r, const ReportContext& ctx) {
   o["duration_seconds"] = r.seconds;
   o["exit_code"] = static_cast<int>(r.exit_code());
   o["deadline_passed"] = r.deadline_passed;
+  o["concurrency"] = json::object{{"files_in_flight", r.concurrency},
+                                  {"throttled_answers", r.throttled},
+                                  {"lowest_requests_in_flight", r.lowest_concurrency}};
   o["totals"] = json::object{{"selected", r.files.size()},
                              {"signed", r.count(Status::signed_ok)},
                              {"failed", r.count(Status::failed)},

@@ -179,6 +179,13 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   if (!ctx.correlation_id.empty())
     head << "| Correlation ID | " << escape_markdown(ctx.correlation_id) << " |\n";
   head << "| Duration | " << seconds(r.seconds) << " |\n";
+  if (r.concurrency > 0) {
+    head << "| Concurrency | " << r.concurrency << " files in flight";
+    if (r.throttled > 0)
+      head << "; the service throttled " << r.throttled << " request(s), paced down to "
+           << r.lowest_concurrency << " in flight";
+    head << " |\n";
+  }
   head << "| Exit code | " << static_cast<int>(code) << " |\n\n";
 
   std::string failures;

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <deque>
 #include <vector>
 
@@ -118,6 +119,11 @@ struct AttemptError : std::runtime_error {
   bool timeout;
 };
 
+// Answers that say "slow down" rather than "failed": they shrink the host's window.
+bool throttling_status(unsigned status) {
+  return status == 429 || status == 503;
+}
+
 // A pooled connection turned out to be closed by the server before it answered anything.
 struct StaleConnection {};
 
@@ -177,28 +183,69 @@ struct Waiter {
 };
 
 struct HostPool {
+  explicit HostPool(std::size_t max_slots = 1)
+      : max(max_slots), window(static_cast<double>(max_slots)) {}
+
   std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
   std::size_t open = 0;                           // idle + in use (+ being opened)
+  std::size_t busy = 0;                           // slots held by attempts
   std::deque<Waiter*> waiters;                    // first come, first served
 
-  // Gives back a slot: with its connection when it can be reused, else empty. A waiter gets it
-  // directly (so a coroutine that did not wait cannot overtake it).
+  // Adaptive concurrency (AIMD, as TCP congestion control, RFC 5681 §3.1): at most limit()
+  // attempts are in flight to this host. A throttling answer halves the window, a success
+  // grows it by one per window's worth of successes, up to `max` (the configured bound). Only a
+  // throttled attempt that started after the last cut cuts again: a burst of 429s for requests
+  // that were all in flight together counts as one signal, not as one per request.
+  std::size_t max;
+  double window;
+  Clock::time_point last_cut{};
+  std::size_t throttled = 0;  // throttling answers seen
+  std::size_t lowest = 0;     // smallest limit reached (0: never cut)
+
+  std::size_t limit() const { return std::max<std::size_t>(1, static_cast<std::size_t>(window)); }
+
+  void on_throttled(Clock::time_point attempt_started) {
+    ++throttled;
+    if (attempt_started < last_cut) return;
+    window = std::max(1.0, std::floor(window / 2));
+    last_cut = Clock::now();
+    lowest = lowest == 0 ? limit() : std::min(lowest, limit());
+  }
+
+  void on_success() {
+    if (window >= static_cast<double>(max)) return;
+    window = std::min(static_cast<double>(max), window + 1.0 / window);
+    admit();
+  }
+
+  // Gives back a slot: with its connection when it can be reused, else empty. A waiter gets the
+  // slot directly (so a coroutine that did not wait cannot overtake it) unless the window has
+  // shrunk below the slots in use.
   void release(std::unique_ptr<Connection> c) {
-    if (!waiters.empty()) {
-      Waiter* w = waiters.front();
-      waiters.pop_front();
-      w->queued = false;
-      if (c)
-        w->conn = std::move(c);
-      else
-        w->slot = true;
-      w->timer.cancel();
-      return;
-    }
+    --busy;
     if (c)
       idle.push_back(std::move(c));
     else
       --open;
+    admit();
+  }
+
+  // Hands free slots to waiters, oldest first, while the window allows.
+  void admit() {
+    while (!waiters.empty() && busy < limit()) {
+      Waiter* w = waiters.front();
+      waiters.pop_front();
+      w->queued = false;
+      if (!idle.empty()) {
+        w->conn = std::move(idle.back());
+        idle.pop_back();
+      } else {
+        ++open;
+        w->slot = true;
+      }
+      ++busy;
+      w->timer.cancel();
+    }
   }
 };
 
@@ -206,7 +253,10 @@ Waiter::~Waiter() {
   if (queued) pool.waiters.erase(std::find(pool.waiters.begin(), pool.waiters.end(), this));
   // Handed a slot but never resumed (the io_context was destroyed first): give the slot back
   // without waking anyone, as nothing will run any more.
-  if (conn || slot) --pool.open;
+  if (conn || slot) {
+    --pool.open;
+    --pool.busy;
+  }
 }
 
 // One slot of a pool, held for the duration of an attempt.
@@ -282,7 +332,12 @@ struct Client::Impl {
   }
 
   static asio::awaitable<Response> run(std::shared_ptr<Impl> self, Request req);
-  asio::awaitable<Response> attempt(const Target& t, const Request& req);
+  asio::awaitable<Response> attempt(HostPool& pool, const Target& t, const Request& req,
+                                    Clock::time_point& started);
+
+  HostPool& pool(const Target& t) {
+    return pools.try_emplace(t.pool_key, opts.max_connections_per_host).first->second;
+  }
   asio::awaitable<void> acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
                                 const Target& t);
   asio::awaitable<tcp::resolver::results_type> resolve(const Target& t, Clock::time_point limit);
@@ -296,22 +351,36 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
   // `self` keeps the pools alive for as long as this coroutine frame exists, even if the
   // Client is destroyed before the io_context.
   const Target t = parse_target(req.url);
+  HostPool& pool = self->pool(t);
   const auto& policy = self->opts.retry;
-  const int attempts = req.retry ? std::max(1, policy.max_attempts) : 1;
+  // Two budgets: failures (5xx, resets, timeouts) and throttling answers (429). A throttled
+  // request is not failing, it is being paced: it gets a larger budget, the deadline bounds both.
+  const int max_failures = req.retry ? std::max(1, policy.max_attempts) : 1;
+  const int max_throttled = req.retry ? std::max(1, policy.max_throttled_attempts) : 1;
+  int failures = 0, throttles = 0;
   for (int n = 1;; ++n) {
     if (self->deadline_passed()) deadline_error(t);
     std::optional<Response> answer;
     std::string reason;
+    auto started = Clock::now();
     try {
-      answer = co_await self->attempt(t, req);
+      answer = co_await self->attempt(pool, t, req, started);
     } catch (const AttemptError& e) {
       if (e.timeout && self->deadline_passed()) deadline_error(t);
-      if (!e.retryable || n >= attempts) throw TransportError(e.what());
+      if (!e.retryable || ++failures >= max_failures) throw TransportError(e.what());
       reason = e.what();
     }
     if (answer) {
-      if (!RetryPolicy::retryable_status(answer->status) || n >= attempts)
-        co_return std::move(*answer);
+      if (self->opts.adaptive_concurrency) {
+        if (throttling_status(answer->status))
+          pool.on_throttled(started);
+        else if (answer->status < 400)
+          pool.on_success();
+      }
+      if (!RetryPolicy::retryable_status(answer->status)) co_return std::move(*answer);
+      const bool out_of_budget =
+          answer->status == 429 ? ++throttles >= max_throttled : ++failures >= max_failures;
+      if (out_of_budget) co_return std::move(*answer);
       reason = t.host_header + " answered HTTP " + std::to_string(answer->status);
     }
     auto wait = policy.delay(n, answer ? &*answer : nullptr);
@@ -320,8 +389,7 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
                           reason + "; the next attempt would start after the deadline)");
     if (self->opts.on_retry)
       self->opts.on_retry("retrying " + req.method + " " + t.display + " in " + seconds_text(wait) +
-                          " (attempt " + std::to_string(n + 1) + " of " + std::to_string(attempts) +
-                          "): " + reason);
+                          " (attempt " + std::to_string(n + 1) + "): " + reason);
     asio::steady_timer timer(self->ex);
     timer.expires_after(wait);
     error_code ec;
@@ -329,12 +397,13 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
   }
 }
 
-asio::awaitable<Response> Client::Impl::attempt(const Target& t, const Request& req) {
-  HostPool& pool = pools[t.pool_key];
+asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Target& t, const Request& req,
+                                                Clock::time_point& started) {
   Lease lease;
   // Waiting for a free connection is local queueing, not the server being slow: only the run's
   // deadline bounds it. The attempt's own timeout starts once a connection is ours.
   co_await acquire(pool, lease, opts.deadline.value_or(Clock::time_point::max()), t);
+  started = Clock::now();
   const auto limit = attempt_limit(req.timeout);
   for (bool replaced_stale = false;;) {
     const bool reused = lease.conn != nullptr;
@@ -370,14 +439,14 @@ asio::awaitable<Response> Client::Impl::attempt(const Target& t, const Request& 
 
 asio::awaitable<void> Client::Impl::acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
                                             const Target& t) {
-  if (!pool.idle.empty()) {
-    lease.conn = std::move(pool.idle.back());
-    pool.idle.pop_back();
-    lease.pool = &pool;
-    co_return;
-  }
-  if (pool.open < opts.max_connections_per_host) {
-    ++pool.open;
+  if (pool.waiters.empty() && pool.busy < pool.limit()) {
+    ++pool.busy;
+    if (!pool.idle.empty()) {
+      lease.conn = std::move(pool.idle.back());
+      pool.idle.pop_back();
+    } else {
+      ++pool.open;
+    }
     lease.pool = &pool;
     co_return;
   }
@@ -396,7 +465,7 @@ asio::awaitable<void> Client::Impl::acquire(HostPool& pool, Lease& lease, Clock:
   }
   throw AttemptError(true, true,
                      "no connection to " + t.host_header + " became free in time (all " +
-                         std::to_string(opts.max_connections_per_host) + " busy)");
+                         std::to_string(pool.limit()) + " busy)");
 }
 
 asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Target& t,
@@ -572,6 +641,18 @@ boost::asio::awaitable<Response> Client::send(Request req) {
 
 const ClientOptions& Client::options() const {
   return impl_->opts;
+}
+
+ClientStats Client::stats() const {
+  ClientStats st;
+  for (const auto& [key, pool] : impl_->pools) {
+    st.throttled += pool.throttled;
+    if (pool.lowest != 0 && (st.lowest_limit == 0 || pool.lowest < st.lowest_limit)) {
+      st.lowest_limit = pool.lowest;
+      st.limit_of_host = pool.max;
+    }
+  }
+  return st;
 }
 
 }  // namespace tsign::http

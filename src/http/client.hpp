@@ -41,7 +41,8 @@ struct Response {
 };
 
 struct RetryPolicy {
-  int max_attempts = 6;
+  int max_attempts = 6;             // attempts while failing (5xx, reset, timeout)
+  int max_throttled_attempts = 20;  // attempts while answered 429 (paced, not failing)
   std::chrono::milliseconds base_delay{500};
   std::chrono::milliseconds max_delay{std::chrono::seconds(30)};
   // A Retry-After is honoured up to this bound (a hostile or confused server cannot park a run
@@ -63,8 +64,18 @@ struct ClientOptions {
   RetryPolicy retry;
   // The run's deadline: no attempt outlives it; once passed, send() throws DeadlineError.
   std::optional<Clock::time_point> deadline;
+  // Adaptive concurrency per host (AIMD): 429 and 503 answers halve the attempts allowed in
+  // flight to that host, successes grow it back towards max_connections_per_host.
+  bool adaptive_concurrency = true;
   // Called before each retry with a one-line reason (for ::debug:: logs). May be empty.
   std::function<void(const std::string&)> on_retry;
+};
+
+// What adaptive concurrency did, for the run's report.
+struct ClientStats {
+  std::size_t throttled = 0;      // 429/503 answers, all hosts
+  std::size_t lowest_limit = 0;   // the smallest window any host was cut to (0: never cut)
+  std::size_t limit_of_host = 0;  // that host's configured bound
 };
 
 // A transport failure after retries (unreachable, TLS, reset, timeout, oversized answer).
@@ -92,6 +103,7 @@ class Client {
   boost::asio::awaitable<Response> send(Request req);
 
   const ClientOptions& options() const;
+  ClientStats stats() const;  // from the io_context's thread
 
  private:
   struct Impl;

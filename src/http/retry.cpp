@@ -80,6 +80,20 @@ std::optional<std::string> Response::header(const std::string& lower_name) const
   return it->second;
 }
 
+namespace {
+
+// Uniform in [0, n] (0 for n <= 0). OpenSSL's generator: no RNG object (and no global one) to
+// carry around.
+std::int64_t random_up_to(std::int64_t n) {
+  if (n <= 0) return 0;
+  Bytes r = random_bytes(8);
+  std::uint64_t x = 0;
+  for (auto b : r) x = (x << 8) | b;
+  return static_cast<std::int64_t>(x % (static_cast<std::uint64_t>(n) + 1));
+}
+
+}  // namespace
+
 bool RetryPolicy::retryable_status(unsigned status) {
   switch (status) {
     case 408:  // request timeout
@@ -98,20 +112,19 @@ std::chrono::milliseconds RetryPolicy::delay(int attempt, const Response* answer
   using std::chrono::milliseconds;
   if (answer) {
     if (auto ra = answer->header("retry-after")) {
-      if (auto d = parse_retry_after(*ra, std::chrono::system_clock::now()))
-        return std::min(*d, max_retry_after);
+      if (auto d = parse_retry_after(*ra, std::chrono::system_clock::now())) {
+        // Never sooner than asked, but up to a fifth later: requests throttled together must not
+        // all come back in the same millisecond and be throttled together again.
+        auto asked = std::min(*d, max_retry_after);
+        return std::min(asked + milliseconds(random_up_to(asked.count() / 5)), max_retry_after);
+      }
     }
   }
   // Exponential cap, saturating at max_delay (no overflow for large attempt numbers).
   std::int64_t cap = std::max<std::int64_t>(base_delay.count(), 0);
   for (int i = 1; i < attempt && cap < max_delay.count(); ++i) cap *= 2;
   cap = std::min<std::int64_t>(cap, max_delay.count());
-  if (cap <= 0) return milliseconds(0);
-  // Full jitter. OpenSSL's generator: no RNG object (and no global one) to carry around.
-  Bytes r = random_bytes(8);
-  std::uint64_t x = 0;
-  for (auto b : r) x = (x << 8) | b;
-  return milliseconds(static_cast<std::int64_t>(x % (static_cast<std::uint64_t>(cap) + 1)));
+  return milliseconds(random_up_to(cap));  // full jitter
 }
 
 }  // namespace tsign::http

@@ -3,6 +3,7 @@
 // certificate against STATE/tls-ca.pem, as a real client would.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -651,6 +652,25 @@ TEST_CASE("fault injection changes the answers as documented") {
     CHECK(r.headers["retry-after"] == "1");
     CHECK(sign_request(emu.ep(), token, "RS256", digest).status == 202);
   }
+  SECTION("--capacity 2: of four requests in service together, two are 429") {
+    Options o = base_options();
+    o.capacity = 2;
+    // Long enough that all four arrive while the first two are still being served.
+    o.latency = std::chrono::milliseconds(2000);
+    Running emu(o);
+    std::string token = access_token(emu.ep());
+    std::vector<unsigned> statuses(4);
+    std::vector<std::thread> clients;
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+      clients.emplace_back([&, i] {
+        statuses[i] = sign_request(emu.ep(), token, "RS256", digest).status;
+      });
+    for (auto& t : clients) t.join();
+    CHECK(std::count(statuses.begin(), statuses.end(), 202u) == 2);
+    CHECK(std::count(statuses.begin(), statuses.end(), 429u) == 2);
+    // Served requests free their place: the next one is accepted.
+    CHECK(sign_request(emu.ep(), token, "RS256", digest).status == 202);
+  }
   SECTION("--fail-every 1: 503") {
     Options o = base_options();
     o.fail_every = 1;
@@ -844,6 +864,7 @@ TEST_CASE("options") {
                      "--forbid", "--latency-ms", "20", "--account", "acc"});
   CHECK(o.listen_port == 8443);
   CHECK(o.throttle_every == 3);
+  CHECK(parse({"--capacity=4"}).capacity == 4);
   CHECK(o.forbid);
   CHECK(o.latency == std::chrono::milliseconds(20));
   CHECK(o.account == "acc");

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <mutex>
 
 #include "common/error.hpp"
 #include "helpers.hpp"
@@ -153,6 +154,94 @@ TEST_CASE("200 concurrent requests succeed within the per-host connection bound"
   CHECK(server.connections() <= 6);
   CHECK(server.max_open_connections() <= 6);
   CHECK(server.connections() >= 2);  // they really were concurrent
+}
+
+namespace {
+
+// A service at capacity: at most `capacity` requests are served at once (each for `service`);
+// one more is answered 429 at once. Returns the 429s it gave.
+struct CapacityService {
+  std::size_t capacity;
+  std::chrono::milliseconds service;
+  std::mutex m;
+  std::vector<std::chrono::steady_clock::time_point> busy_until;
+  std::size_t refused = 0;
+  Reply operator()(const Request&) {
+    std::lock_guard lock(m);
+    auto now = std::chrono::steady_clock::now();
+    std::erase_if(busy_until, [now](auto t) { return t <= now; });
+    if (busy_until.size() >= capacity) {
+      ++refused;
+      return Reply::text(429, "at capacity");
+    }
+    busy_until.push_back(now + service);
+    auto r = Reply::text(200, "ok");
+    r.delay = service;
+    return r;
+  }
+};
+
+struct ThrottledRun {
+  std::size_t ok = 0, refused = 0;
+  http::ClientStats stats;
+};
+
+ThrottledRun run_against_capacity(bool adaptive) {
+  TestServer server;
+  auto svc = std::make_shared<CapacityService>();
+  svc->capacity = 3;
+  svc->service = 40ms;
+  server.on("/sign", [svc](const Request& r) { return (*svc)(r); });
+  asio::io_context ioc;
+  auto opts = fast_options();
+  opts.max_connections_per_host = 32;
+  opts.adaptive_concurrency = adaptive;
+  Client client(ioc.get_executor(), opts);
+  std::vector<std::future<http::Response>> results;
+  for (int i = 0; i < 32; ++i) {
+    http::Request r;
+    r.method = "POST";
+    r.url = server.url("/sign");
+    results.push_back(asio::co_spawn(ioc, client.send(r), asio::use_future));
+  }
+  ioc.run();
+  ThrottledRun out;
+  for (auto& f : results) out.ok += f.get().status == 200 ? 1 : 0;
+  out.refused = svc->refused;
+  out.stats = client.stats();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a throttling service: the client paces itself down to what the service takes",
+          "[http][client][retry][adaptive]") {
+  auto adaptive = run_against_capacity(true);
+  // Every request gets through within the throttling budget ...
+  CHECK(adaptive.ok == 32);
+  CHECK(adaptive.stats.throttled == adaptive.refused);
+  // ... because the window was cut to about the service's capacity (3) ...
+  CHECK(adaptive.stats.lowest_limit >= 1);
+  CHECK(adaptive.stats.lowest_limit <= 4);
+  CHECK(adaptive.stats.limit_of_host == 32);
+
+  // ... where a fixed window of 32 keeps hammering it: many more 429s for the same work.
+  auto fixed = run_against_capacity(false);
+  INFO("429s: adaptive " << adaptive.refused << ", fixed " << fixed.refused);
+  CHECK(fixed.stats.lowest_limit == 0);
+  CHECK(adaptive.refused * 3 < fixed.refused);
+}
+
+TEST_CASE("throttling answers have their own, larger retry budget", "[http][client][retry]") {
+  TestServer server;
+  server.on("/busy", [](const Request&) { return Reply::text(429, "slow down"); });
+  asio::io_context ioc;
+  auto opts = fast_options();  // 3 attempts while failing
+  opts.retry.max_throttled_attempts = 7;
+  Client client(ioc.get_executor(), opts);
+  auto res = run_sync(ioc, client.send(get(server.url("/busy"))));
+  CHECK(res.status == 429);
+  CHECK(server.requests().size() == 7);
 }
 
 TEST_CASE("waiting for a free connection does not eat the per-attempt timeout", "[http][client]") {

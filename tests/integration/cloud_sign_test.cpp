@@ -5,6 +5,8 @@
 
 #include <mutex>
 
+#include <boost/json.hpp>
+
 #include "emulator_process.hpp"
 
 using namespace it;
@@ -106,6 +108,32 @@ TEST_CASE("cloud path survives throttling, 503s and dropped connections",
   for (auto& f : files) CHECK(emu.verify(f).code == 0);
   CHECK(emu.request_log().find("\"status\":429") != std::string::npos);
   CHECK(emu.request_log().find("\"status\":503") != std::string::npos);
+}
+
+TEST_CASE("a service at capacity: tsign paces itself, every file is signed, the summary says so",
+          "[integration][cloud][faults]") {
+  TempDir d;
+  // Two signing requests served at once, each taking 200 ms; 16 files sent eight at a time.
+  Emulator emu(emulator_state(d), {"--capacity", "2", "--latency-ms", "200"});
+  std::vector<fs::path> files;
+  for (int i = 0; i < 16; ++i)
+    files.push_back(d.copy(i % 2 ? "pe64.dll" : "pe32.exe",
+                           "bin/f" + std::to_string(i) + (i % 2 ? ".dll" : ".exe")));
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_CONCURRENCY=8") + "RUNNER_TEMP=" + d.q() +
+              " GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  for (auto& f : files) CHECK(emu.verify(f).code == 0);
+  CHECK(emu.request_log().find("\"capacity\"") != std::string::npos);
+  CHECK(r.out.find("the service throttled") != std::string::npos);
+  auto summary = read_file(d.path / "summary.md");
+  CHECK(summary.find("| Concurrency | 8 files in flight; the service throttled") !=
+        std::string::npos);
+  auto report = boost::json::parse(read_file(d.path / "tsign-report.json")).as_object();
+  auto& c = report.at("concurrency").as_object();
+  CHECK(c.at("files_in_flight").as_int64() == 8);
+  CHECK(c.at("throttled_answers").as_int64() > 0);
+  CHECK(c.at("lowest_requests_in_flight").as_int64() <= 4);
 }
 
 TEST_CASE("hostile or refusing service: clear error, defined exit code, every file unchanged",
