@@ -662,9 +662,8 @@ TEST_CASE("fault injection changes the answers as documented") {
     std::vector<unsigned> statuses(4);
     std::vector<std::thread> clients;
     for (std::size_t i = 0; i < statuses.size(); ++i)
-      clients.emplace_back([&, i] {
-        statuses[i] = sign_request(emu.ep(), token, "RS256", digest).status;
-      });
+      clients.emplace_back(
+          [&, i] { statuses[i] = sign_request(emu.ep(), token, "RS256", digest).status; });
     for (auto& t : clients) t.join();
     CHECK(std::count(statuses.begin(), statuses.end(), 202u) == 2);
     CHECK(std::count(statuses.begin(), statuses.end(), 429u) == 2);
