@@ -297,6 +297,31 @@ TEST_CASE("environment values are read as UTF-8", "[windows]") {
   CHECK_FALSE(platform::getenv("TSIGN_WIN_TEST_UNSET_VARIABLE").has_value());
 }
 
+TEST_CASE("run_capture (how the Azure CLI is run): output, exit code, missing program, timeout",
+          "[windows]") {
+  // The child by its Windows path (TSIGN_WIN_CHILD is the build's Linux path, which cmd.exe
+  // would read as a switch): it is built beside this test executable.
+  wchar_t self[MAX_PATH];
+  REQUIRE(GetModuleFileNameW(nullptr, self, MAX_PATH) > 0);
+  const std::string child =
+      platform::to_utf8(fs::path(self).parent_path() / fs::path(TSIGN_WIN_CHILD).filename());
+  // Through cmd.exe, as az is a .cmd script: arguments with spaces and non-ASCII survive.
+  auto r = platform::run_capture({child, "exit", "3", "{\"token\": \"é 文\"}", "a warning"},
+                                 std::chrono::seconds(60));
+  CHECK(r.exit_code == 3);
+  CHECK(r.out == "{\"token\": \"é 文\"}");
+  CHECK(r.err == "a warning");
+  CHECK_FALSE(r.timed_out);
+  CHECK_FALSE(r.not_found);
+
+  auto missing = platform::run_capture({"tsign-no-such-program-here"}, std::chrono::seconds(60));
+  CHECK(missing.not_found);
+
+  // cmd.exe starts the child: the timeout must end both (the job object), and return.
+  auto hung = platform::run_capture({child, "hang"}, std::chrono::milliseconds(1500));
+  CHECK(hung.timed_out);
+}
+
 TEST_CASE("trust roots come from the Windows ROOT store unless SSL_CERT_FILE is set", "[windows]") {
   EnvVar none(L"SSL_CERT_FILE", L"");
   SetEnvironmentVariableW(L"SSL_CERT_FILE", nullptr);

@@ -6,6 +6,8 @@
 //                             "ready TEMP" and then blocks reading stdin (the test kills it)
 //   win_child lock FILE       opens FILE without sharing write or delete (as a running program
 //                             or a scanner does), prints "locked", holds it until stdin closes
+//   win_child exit N OUT ERR  prints OUT on stdout and ERR on stderr, exits with N
+//   win_child hang            never ends by itself (for run_capture's timeout)
 #include <windows.h>
 
 #include <cstdio>
@@ -48,6 +50,16 @@ int main(int argc, char** argv) {
     CloseHandle(h);
     return 0;
   }
-  std::fprintf(stderr, "usage: win_child args ARG... | hold TARGET | lock FILE\n");
+  if (args.size() == 4 && args[0] == "exit") {
+    std::fputs(args[2].c_str(), stdout);
+    std::fputs(args[3].c_str(), stderr);
+    return std::stoi(args[1]);
+  }
+  if (args.size() == 1 && args[0] == "hang") {
+    Sleep(INFINITE);
+    return 0;
+  }
+  std::fprintf(stderr,
+               "usage: win_child args ARG... | hold TARGET | lock FILE | exit N OUT ERR | hang\n");
   return 2;
 }
