@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -62,20 +64,73 @@ struct Prepared {
   std::string skip_reason;
 };
 
-// Writes the signed copy through a ReplaceFile while hashing it for the report.
+// Writes the signed copy through a ReplaceFile while hashing it for the report. A large file is
+// hashed on a thread of its own, one chunk behind the writing, so the hash adds no wall time: the
+// writing thread only copies each chunk (1 MiB) into the one hand-over buffer.
 class HashingOutput : public formats::SignedOutput {
  public:
-  explicit HashingOutput(platform::ReplaceFile& f) : file_(f), hasher_(DigestAlg::sha256) {}
-  void write(ByteView data) override {
-    hasher_.update(data);
-    file_.write(data);
+  HashingOutput(platform::ReplaceFile& f, bool in_background)
+      : file_(f), hasher_(DigestAlg::sha256) {
+    if (in_background) thread_ = std::thread([this] { hash_handed_over(); });
   }
-  Bytes finish() { return hasher_.finish(); }
+  ~HashingOutput() override { stop(); }
+  HashingOutput(const HashingOutput&) = delete;
+  HashingOutput& operator=(const HashingOutput&) = delete;
+
+  void write(ByteView data) override {
+    file_.write(data);
+    if (!thread_.joinable()) {
+      hasher_.update(data);
+      return;
+    }
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [this] { return !full_; });
+    handed_.assign(data.begin(), data.end());
+    full_ = true;
+    cv_.notify_all();
+  }
+  Bytes finish() {
+    stop();
+    return hasher_.finish();
+  }
 
  private:
+  void hash_handed_over() {
+    Bytes chunk;
+    for (;;) {
+      {
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [this] { return full_ || done_; });
+        if (!full_) return;  // done, and everything handed over is hashed
+        chunk.swap(handed_);
+        full_ = false;
+      }
+      cv_.notify_all();
+      hasher_.update(chunk);
+    }
+  }
+  void stop() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(m_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
   platform::ReplaceFile& file_;
-  Hasher hasher_;
+  Hasher hasher_;  // touched by the thread only while it runs
+  std::thread thread_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  Bytes handed_;
+  bool full_ = false, done_ = false;
 };
+
+// Files from this size on hash their signed copy in the background (a thread per file costs
+// more than it saves on small ones).
+constexpr std::uint64_t kBackgroundHashBytes = 16 * 1024 * 1024;
 
 std::string sha256_of_file(const fs::path& p) {
   platform::ReadFile f(p);
@@ -289,7 +344,7 @@ class Run {
   // Pool stage 2: the signed copy beside the original, checked, then renamed over it.
   void write(FileResult& r, Prepared& p, const Bytes& der) {
     platform::ReplaceFile out(r.path);
-    HashingOutput hashing(out);
+    HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
     p.file->write_signed(der, hashing);
     out.close();
     // The copy is checked before it replaces the original: parsed again as a whole by the format

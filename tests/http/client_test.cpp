@@ -39,6 +39,20 @@ http::Request get(const std::string& url) {
   return r;
 }
 
+// Starts `n` POSTs to `url` at once (bodies "0", "1", ...); they run when `ioc` runs.
+std::vector<std::future<http::Response>> post_many(asio::io_context& ioc, Client& client,
+                                                   const std::string& url, int n) {
+  std::vector<std::future<http::Response>> results;
+  for (int i = 0; i < n; ++i) {
+    http::Request r;
+    r.method = "POST";
+    r.url = url;
+    r.body = std::to_string(i);
+    results.push_back(asio::co_spawn(ioc, client.send(r), asio::use_future));
+  }
+  return results;
+}
+
 template <class E>
 std::string error_of(asio::io_context& ioc, Client& c, http::Request r) {
   try {
@@ -136,14 +150,7 @@ TEST_CASE("200 concurrent requests succeed within the per-host connection bound"
   opts.max_connections_per_host = 6;
   Client client(ioc.get_executor(), opts);
 
-  std::vector<std::future<http::Response>> results;
-  for (int i = 0; i < 200; ++i) {
-    http::Request r;
-    r.method = "POST";
-    r.url = server.url("/sign");
-    r.body = std::to_string(i);
-    results.push_back(asio::co_spawn(ioc, client.send(r), asio::use_future));
-  }
+  auto results = post_many(ioc, client, server.url("/sign"), 200);
   ioc.run();
   for (int i = 0; i < 200; ++i) {
     auto res = results[static_cast<std::size_t>(i)].get();
@@ -197,13 +204,7 @@ ThrottledRun run_against_capacity(bool adaptive) {
   opts.max_connections_per_host = 32;
   opts.adaptive_concurrency = adaptive;
   Client client(ioc.get_executor(), opts);
-  std::vector<std::future<http::Response>> results;
-  for (int i = 0; i < 32; ++i) {
-    http::Request r;
-    r.method = "POST";
-    r.url = server.url("/sign");
-    results.push_back(asio::co_spawn(ioc, client.send(r), asio::use_future));
-  }
+  auto results = post_many(ioc, client, server.url("/sign"), 32);
   ioc.run();
   ThrottledRun out;
   for (auto& f : results) out.ok += f.get().status == 200 ? 1 : 0;

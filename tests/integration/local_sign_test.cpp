@@ -2,6 +2,8 @@
 // osslsigncode is the independent judge of every signature.
 #include <catch2/catch.hpp>
 
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
 #include "harness.hpp"
 
 using namespace it;
@@ -236,4 +238,32 @@ TEST_CASE("tsign action: catalog with a missing file, unwritable outputs, awkwar
   auto summary = read_file(d.path / "summary.md");
   CHECK(summary.find("50%,a:b\\|c&lt;d.exe") != std::string::npos);
   CHECK(fs::exists(d.path / "tsign-report.json"));
+}
+
+namespace {
+std::string sha256_hex(const std::string& s) {
+  return tsign::to_hex(tsign::hash(tsign::DigestAlg::sha256, tsign::as_bytes(s)));
+}
+}  // namespace
+
+TEST_CASE("a large file: signed, verified, and the report's hashes are the file's",
+          "[integration][local]") {
+  // Above the size from which the signed copy is hashed on a thread of its own (16 MiB).
+  TempDir d;
+  auto big = d.copy("pe64.exe", "big.exe");
+  std::string overlay(20 * 1024 * 1024 + 3, '\0');
+  for (std::size_t i = 0; i < overlay.size(); ++i)
+    overlay[i] = static_cast<char>((i * 2654435761u) >> 13);
+  write_file(big, read_file(big) + overlay);
+  const auto before = sha256_hex(read_file(big));
+
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --report " +
+                     d.q("report.json") + " " + d.q("big.exe"));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(ossl_verify(big).code == 0);
+  auto report = read_file(d.path / "report.json");
+  CHECK(report.find("\"sha256_before\":\"" + before + "\"") != std::string::npos);
+  CHECK(report.find("\"sha256_after\":\"" + sha256_hex(read_file(big)) + "\"") !=
+        std::string::npos);
 }
