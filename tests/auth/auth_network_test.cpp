@@ -12,6 +12,7 @@
 #include "common/error.hpp"
 #include "http/client.hpp"
 #include "platform/platform.hpp"
+#include "support/fast_client.hpp"
 #include "support/recording.hpp"
 #include "support/test_server.hpp"
 
@@ -34,13 +35,7 @@ const Runner no_az = [](const std::vector<std::string>&, std::chrono::millisecon
 struct FakeCloud {
   test::TestServer server{{.tls = true}};
   asio::io_context io;
-  http::ClientOptions opts = [this] {
-    http::ClientOptions o;
-    o.ca_file = server.ca_file().string();
-    o.retry.base_delay = std::chrono::milliseconds(1);
-    o.retry.max_delay = std::chrono::milliseconds(5);
-    return o;
-  }();
+  http::ClientOptions opts = test::fast_client_options(server);
   http::Client client{io.get_executor(), opts};
   RecordingLog log;
   SysClock::time_point clock{std::chrono::seconds(1'700'000'000)};

@@ -8,6 +8,7 @@
 #include "common/error.hpp"
 #include "helpers.hpp"
 #include "http/client.hpp"
+#include "support/fast_client.hpp"
 #include "support/test_server.hpp"
 
 namespace asio = boost::asio;
@@ -19,17 +20,16 @@ using http::ClientOptions;
 
 namespace {
 
-// Retries fast, so failure paths do not slow the suite.
+// Fast retries, and few: failure paths do not slow the suite.
 ClientOptions fast_options() {
-  ClientOptions o;
-  o.retry.base_delay = 1ms;
-  o.retry.max_delay = 5ms;
+  ClientOptions o = fast_client_options();
   o.retry.max_attempts = 3;
   return o;
 }
 
-ClientOptions trusting(const TestServer& s, ClientOptions o = fast_options()) {
-  o.ca_file = s.ca_file().string();
+ClientOptions trusting(const TestServer& s) {
+  ClientOptions o = fast_client_options(s);
+  o.retry.max_attempts = 3;
   return o;
 }
 

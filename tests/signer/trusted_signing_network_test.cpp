@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "http/client.hpp"
 #include "signer/trusted_signing.hpp"
+#include "support/fast_client.hpp"
 #include "support/test_server.hpp"
 
 using namespace tsign;
@@ -37,13 +38,7 @@ const std::string kBase = "/codesigningaccounts/acct-1/certificateprofiles/prof-
 struct FakeService {
   test::TestServer server{{.tls = true}};
   asio::io_context io;
-  http::ClientOptions opts = [this] {
-    http::ClientOptions o;
-    o.ca_file = server.ca_file().string();
-    o.retry.base_delay = std::chrono::milliseconds(1);
-    o.retry.max_delay = std::chrono::milliseconds(5);
-    return o;
-  }();
+  http::ClientOptions opts = test::fast_client_options(server);
   http::Client client{io.get_executor(), opts};
   NullLog log;
   FixedToken tokens;
