@@ -140,25 +140,25 @@ TEST_CASE("a short-lived token is refreshed at half its lifetime", "[auth][netwo
   CHECK(cloud.server.requests(cloud.token_path).size() == 2);
 }
 
+namespace {
+// Entra's answer to a client assertion outside its validity window.
+test::Reply expired_assertion() {
+  return test::Reply::json(
+      400,
+      R"({"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range."})");
+}
+}  // namespace
+
 TEST_CASE("AADSTS700024 fetches a fresh GitHub token and retries once", "[auth][network]") {
   FakeCloud cloud;
-  cloud.server.enqueue(
-      cloud.token_path,
-      test::Reply::json(
-          400,
-          R"({"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range."})"));
+  cloud.server.enqueue(cloud.token_path, expired_assertion());
   auto chain = cloud.chain(cloud.env(true));
   CHECK(cloud.get(*chain).token.reveal() == "entra-token-for-gh-jwt-2");
   CHECK(cloud.server.requests("/oidc").size() == 2);
 
   // Twice in a row: reported, with what Entra said and without the assertion.
   FakeCloud cloud2;
-  for (int i = 0; i < 2; ++i)
-    cloud2.server.enqueue(
-        cloud2.token_path,
-        test::Reply::json(
-            400,
-            R"({"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range."})"));
+  for (int i = 0; i < 2; ++i) cloud2.server.enqueue(cloud2.token_path, expired_assertion());
   auto chain2 = cloud2.chain(cloud2.env(true));
   try {
     cloud2.get(*chain2);
