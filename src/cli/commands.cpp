@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -39,7 +40,7 @@ constexpr const char* kUsage =
     "  tsign --version | --help | COMMAND --help\n"
     "\n"
     "exit codes: 0 all done, 1 some file failed, 2 invalid input, 3 no token / identity refused,\n"
-    "            4 the deadline passed\n";
+    "            4 the deadline passed, 128+N interrupted by signal N (130 Ctrl-C, 143 SIGTERM)\n";
 
 bool wants_help(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -52,6 +53,12 @@ X509StorePtr load_store(const std::string& option, const std::string& file) {
   if (X509_STORE_load_file(store.get(), platform::to_utf8(platform::from_utf8(file)).c_str()) != 1)
     throw InputError(option + ": cannot load certificates from '" + file + "'");
   return store;
+}
+
+// `msg` without the "PATH: " it starts with, for a message that names PATH already.
+std::string without_prefix(const std::string& msg, const std::string& path) {
+  auto p = platform::to_utf8(platform::from_utf8(path)) + ": ";
+  return msg.rfind(p, 0) == 0 ? msg.substr(p.size()) : msg;
 }
 
 std::string one_line(const std::string& s) {
@@ -135,6 +142,8 @@ enum class Mode { cli, action };
 
 int run_signing(Options& o, Mode mode) {
   validate(o);
+  // The run's clock starts here: choosing the files counts against `timeout` too.
+  const auto started = std::chrono::steady_clock::now();
   bool under_actions = mode == Mode::action;
   bool debug = platform::getenv("RUNNER_DEBUG").value_or("") == "1";
   gha::GhaLog gha_log(debug);
@@ -153,6 +162,8 @@ int run_signing(Options& o, Mode mode) {
   sreq.recurse = o.flag("files-folder-recurse");
   if (auto d = o.integer("files-folder-depth")) sreq.depth = static_cast<int>(*d);
   sreq.catalog = o.str("files-catalog");
+  sreq.timeout = std::chrono::seconds(*o.integer("timeout"));
+  sreq.deadline = started + sreq.timeout;
 
   engine::Settings st;
   st.sign.alg = *parse_digest(o.str("file-digest"));
@@ -164,6 +175,7 @@ int run_signing(Options& o, Mode mode) {
   st.skip_signed = o.flag("skip-signed");
   st.dry_run = o.flag("dry-run");
   st.timeout = std::chrono::seconds(*o.integer("timeout"));
+  st.started = started;
   if (auto c = o.integer("concurrency")) st.concurrency = static_cast<int>(*c);
   X509StorePtr skip_roots;
   if (o.is_given("ca")) {
@@ -190,7 +202,10 @@ int run_signing(Options& o, Mode mode) {
     std::string line = tty ? "[" + std::to_string(done) + "/" + std::to_string(total) + "] " : "";
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", f.seconds);
-    line += std::string(engine::status_name(f.status)) + "  " + name + "  (" + secs + " s)";
+    line += std::string(engine::status_name(f.status)) + "  " + name;
+    if (!f.target.empty() && f.target != f.path) line += " -> " + platform::to_utf8(f.target);
+    for (const auto& a : f.aliases) line += " (also " + platform::to_utf8(a) + ")";
+    line += std::string("  (") + secs + " s)";
     if (f.status == engine::Status::failed) {
       log.info(line);
       log.error(one_line(f.error), name);
@@ -202,7 +217,7 @@ int run_signing(Options& o, Mode mode) {
 
   engine::RunResult result;
   try {
-    result = engine::run(selection.files, st, factory, log, on_done);
+    result = engine::run(selection, st, factory, log, on_done);
   } catch (const Error&) {
     if (under_actions) log.group_end();
     throw;
@@ -217,6 +232,10 @@ int run_signing(Options& o, Mode mode) {
                 result.seconds, static_cast<int>(code));
   log.info(std::string("tsign: ") + totals);
   if (result.fatal_code) log.error(result.fatal_message);
+  if (result.interrupted_signal != 0)
+    log.error("interrupted by " + engine::signal_name(result.interrupted_signal) +
+              ": the files in flight were finished; files not started are unchanged (exit " +
+              std::to_string(static_cast<int>(code)) + ")");
 
   std::string report_path = o.str("report");
   if (report_path.empty() && under_actions) {
@@ -227,7 +246,9 @@ int run_signing(Options& o, Mode mode) {
     try {
       engine::write_report(platform::from_utf8(report_path), result, ctx);
     } catch (const Error& e) {
-      log.warning(std::string("could not write the report: ") + e.what());
+      ctx.report_error = "the report could not be written to '" + report_path +
+                         "': " + without_prefix(e.what(), report_path);
+      log.warning(ctx.report_error);
       report_path.clear();
     }
   }

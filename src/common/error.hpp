@@ -13,7 +13,16 @@ enum class ExitCode : int {
   input = 2,        // invalid input or configuration; nothing was signed
   auth = 3,         // no credential, or the service refused the identity
   deadline = 4,     // the run's deadline passed
+  // 128 + N: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), as shells report a process the
+  // signal ended; the files in flight were finished first. See interrupted_by().
+  interrupted_sigint = 130,
+  interrupted_sigterm = 143,
 };
+
+// The exit code of a run interrupted by signal `signo` (128 + N, the shells' convention).
+constexpr ExitCode interrupted_by(int signo) {
+  return static_cast<ExitCode>(128 + signo);
+}
 
 class Error : public std::runtime_error {
  public:

@@ -46,8 +46,15 @@ std::size_t RunResult::count(Status s) const {
       files.begin(), files.end(), [s](const FileResult& f) { return f.status == s; }));
 }
 
+std::string signal_name(int signo) {
+  if (signo == SIGINT) return "SIGINT";
+  if (signo == SIGTERM) return "SIGTERM";
+  return "signal " + std::to_string(signo);
+}
+
 ExitCode RunResult::exit_code() const {
   if (fatal_code) return *fatal_code;
+  if (interrupted_signal != 0) return interrupted_by(interrupted_signal);
   if (deadline_passed && count(Status::failed) > 0) return ExitCode::deadline;
   if (count(Status::failed) > 0) return ExitCode::file_failed;
   return ExitCode::ok;
@@ -145,18 +152,43 @@ std::string sha256_of_file(const fs::path& p) {
   return to_hex(h.finish());
 }
 
+// An error's text without the file name it starts with: the log line, the annotation and the
+// summary name the file already.
+std::string without_name(std::string msg, const FileResult& r) {
+  for (const auto& p : {r.path, r.target}) {
+    auto prefix = platform::to_utf8(p) + ": ";
+    if (!p.empty() && msg.rfind(prefix, 0) == 0) return msg.substr(prefix.size());
+  }
+  return msg;
+}
+
 class Run {
  public:
-  Run(const std::vector<fs::path>& files, const Settings& s, Log& log, const OnFileDone& on_done)
-      : files_(files),
+  Run(const Selection& sel, const Settings& s, Log& log, const OnFileDone& on_done)
+      : files_(sel.files.size()),
         settings_(s),
         log_(log),
         on_done_(on_done),
         pool_(std::max(1u, std::min(4u, std::thread::hardware_concurrency()))),
-        start_(Clock::now()),
+        start_(s.started.value_or(Clock::now())),
         deadline_(start_ + s.timeout) {
-    result_.files.resize(files.size());
-    for (std::size_t i = 0; i < files.size(); ++i) result_.files[i].path = files[i];
+    // The files to sign first (workers index them), the skipped names after; sorted at the end.
+    for (const auto& f : sel.files) {
+      FileResult r;
+      r.path = f.path;
+      r.target = f.target.empty() ? f.path : f.target;
+      r.aliases = f.aliases;
+      r.bytes = f.bytes;
+      result_.files.push_back(std::move(r));
+    }
+    for (const auto& k : sel.skipped) {
+      FileResult r;
+      r.path = k.path;
+      r.target = k.target;
+      r.status = Status::skipped;
+      r.error = k.reason;
+      result_.files.push_back(std::move(r));
+    }
   }
 
   RunResult execute(const SignerFactory& make_signer) {
@@ -176,7 +208,9 @@ class Run {
     }
     int workers = settings_.concurrency > 0 ? settings_.concurrency : handle_.preferred_concurrency;
     if (workers <= 0 || settings_.dry_run) workers = 2 * static_cast<int>(pool_size());
-    workers = std::max(1, std::min<int>(workers, static_cast<int>(files_.size())));
+    workers = std::max(1, std::min<int>(workers, static_cast<int>(files_)));
+    total_ = result_.files.size();
+    for (std::size_t i = files_; i < total_; ++i) finish(result_.files[i]);
 
     asio::steady_timer deadline_timer(ioc_, deadline_);
     deadline_timer.async_wait([this](boost::system::error_code ec) {
@@ -185,16 +219,18 @@ class Run {
     // Ctrl-C / SIGTERM: start no new file and let those in flight finish (each is then signed
     // or untouched); a second signal ends the process at once, originals still intact.
     asio::signal_set signals(ioc_, SIGINT, SIGTERM);
-    signals.async_wait([this, &signals](boost::system::error_code ec, int) {
+    // Reported as an interruption (exit 128 + N), never as the deadline.
+    signals.async_wait([this, &signals](boost::system::error_code ec, int signo) {
       if (ec) return;
-      if (!stop_) {
-        stop_ = true;
-        result_.fatal_code = ExitCode::deadline;
-        result_.fatal_message = "interrupted: files in flight are finished, no new file is started";
-        log_.warning("interrupted: finishing the files in flight; interrupt again to abort");
+      if (result_.interrupted_signal == 0) {
+        result_.interrupted_signal = signo;
+        stop("interrupted by " + signal_name(signo));
+        log_.warning("interrupted by " + signal_name(signo) +
+                     ": finishing the files in flight, starting no new file; interrupt again "
+                     "to abort");
       }
-      signals.async_wait([](boost::system::error_code e, int) {
-        if (!e) std::_Exit(static_cast<int>(ExitCode::deadline));
+      signals.async_wait([](boost::system::error_code e, int again) {
+        if (!e) std::_Exit(static_cast<int>(interrupted_by(again)));
       });
     });
     active_ = workers;
@@ -207,6 +243,8 @@ class Run {
       });
     ioc_.run();
     pool_.join();
+    std::stable_sort(result_.files.begin(), result_.files.end(),
+                     [](const FileResult& a, const FileResult& b) { return a.path < b.path; });
 
     result_.deadline_passed = deadline_hit_ || any_deadline_failure_;
     result_.concurrency = workers;
@@ -236,13 +274,13 @@ class Run {
   }
 
   asio::awaitable<void> worker() {
-    while (next_ < files_.size()) {
+    while (next_ < files_) {
       std::size_t i = next_++;
       FileResult& r = result_.files[i];
       if (stop_ || deadline_hit_ || Clock::now() >= deadline_) {
         r.status = Status::failed;
         if (stop_) {
-          r.error = "not signed: " + result_.fatal_message;
+          r.error = "not signed: " + stop_reason_ + "; the file is unchanged";
         } else {
           r.error = "not started: the run's deadline (" +
                     std::to_string(settings_.timeout.count()) + " s) passed";
@@ -258,7 +296,14 @@ class Run {
 
   void finish(const FileResult& r) {
     ++done_;
-    if (on_done_) on_done_(r, done_, files_.size());
+    if (on_done_) on_done_(r, done_, total_);
+  }
+
+  // No new file is started; the first reason is the one files not started give.
+  void stop(const std::string& reason) {
+    if (stop_) return;
+    stop_ = true;
+    stop_reason_ = reason;
   }
 
   asio::awaitable<void> process(FileResult& r) {
@@ -285,18 +330,19 @@ class Run {
       }
     } catch (const DeadlineError& e) {
       r.status = Status::failed;
-      r.error = e.what();
+      r.error = without_name(e.what(), r);
       any_deadline_failure_ = true;
     } catch (const Error& e) {
       r.status = Status::failed;
-      r.error = e.what();
+      r.error = without_name(e.what(), r);
       if (e.code() == ExitCode::auth || e.code() == ExitCode::input) {
-        // The identity or the account is wrong: every other file would fail the same way.
-        if (!stop_) {
-          stop_ = true;
+        // The identity or the account is wrong: every other file would fail the same way. It
+        // outranks an interruption that came first (README "Exit codes").
+        if (!result_.fatal_code) {
           result_.fatal_code = e.code();
           result_.fatal_message = e.what();
         }
+        stop(e.what());
       }
     } catch (const std::exception& e) {
       r.status = Status::failed;
@@ -309,10 +355,11 @@ class Run {
   Prepared prepare(FileResult& r) {
     Prepared p;
     const auto name = platform::to_utf8(r.path);
-    p.file = formats::open(r.path);
+    // A link is never replaced: everything is read from and written to its target.
+    p.file = formats::open(r.target);
     r.format = std::string(p.file->format_name());
     r.bytes = p.file->size();
-    if (!settings_.dry_run && platform::is_read_only(r.path))
+    if (!settings_.dry_run && platform::is_read_only(r.target))
       throw FileError(name + ": the file is read-only; make it writable to sign it");
     p.existing = p.file->existing_signature();
     if (settings_.dry_run) {
@@ -333,7 +380,8 @@ class Run {
     }
     // The plain SHA-256 for the report runs beside the Authenticode digest: two hashes of one
     // file cost one hash of wall time on a multi-core runner.
-    auto before = std::async(std::launch::async, [path = r.path] { return sha256_of_file(path); });
+    auto before =
+        std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
     Bytes digest = p.file->digest(settings_.sign.alg);
     r.sha256_before = before.get();
     p.signature =
@@ -343,7 +391,7 @@ class Run {
 
   // Pool stage 2: the signed copy beside the original, checked, then renamed over it.
   void write(FileResult& r, Prepared& p, const Bytes& der) {
-    platform::ReplaceFile out(r.path);
+    platform::ReplaceFile out(r.target);
     HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
     p.file->write_signed(der, hashing);
     out.close();
@@ -363,7 +411,8 @@ class Run {
     r.sha256_after = to_hex(hashing.finish());
   }
 
-  const std::vector<fs::path>& files_;
+  const std::size_t files_;  // result_.files[0, files_) are signed, the rest were skipped
+  std::size_t total_ = 0;
   const Settings& settings_;
   Log& log_;
   const OnFileDone& on_done_;
@@ -376,14 +425,26 @@ class Run {
   std::size_t next_ = 0, done_ = 0;
   int active_ = 0;
   bool stop_ = false, deadline_hit_ = false, any_deadline_failure_ = false;
+  std::string stop_reason_;
 };
 
 }  // namespace
 
+RunResult run(const Selection& selection, const Settings& settings,
+              const SignerFactory& make_signer, Log& log, const OnFileDone& on_done) {
+  Run r(selection, settings, log, on_done);
+  return r.execute(make_signer);
+}
+
 RunResult run(const std::vector<fs::path>& files, const Settings& settings,
               const SignerFactory& make_signer, Log& log, const OnFileDone& on_done) {
-  Run r(files, settings, log, on_done);
-  return r.execute(make_signer);
+  Selection sel;
+  for (const auto& f : files) {
+    std::error_code ec;
+    auto size = fs::file_size(f, ec);
+    sel.files.push_back({f, f, {}, ec ? 0 : size});
+  }
+  return run(sel, settings, make_signer, log, on_done);
 }
 
 }  // namespace tsign::engine

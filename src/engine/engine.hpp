@@ -17,6 +17,7 @@
 #include "common/digest.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "engine/select.hpp"
 #include "http/client.hpp"
 #include "signer/signer.hpp"
 
@@ -30,6 +31,9 @@ struct Settings {
   bool skip_signed = false;
   bool dry_run = false;
   std::chrono::seconds timeout{300};
+  // When the run's clock started (before file selection, which counts against `timeout`).
+  // Unset: when run() is called.
+  std::optional<std::chrono::steady_clock::time_point> started;
   int concurrency = 0;  // 0: the signer's preference (see SignerHandle)
   // Roots for skip-signed's "already carries a valid signature". Null: the platform's.
   X509_STORE* skip_signed_roots = nullptr;
@@ -39,18 +43,23 @@ enum class Status { signed_ok, failed, skipped, planned };
 std::string_view status_name(Status s);  // "signed" / "failed" / "skipped" / "planned"
 
 struct FileResult {
-  std::filesystem::path path;
-  std::string format;  // "pe", or "" when not recognised
+  std::filesystem::path path;    // the name given
+  std::filesystem::path target;  // the file signed: `path`, or the file a symbolic link reaches
+  std::vector<std::filesystem::path> aliases;  // other names given that reach the same target
+  std::string format;                          // "pe", or "" when not recognised
   Status status = Status::failed;
   std::uint64_t bytes = 0;
   std::string sha256_before, sha256_after;
   double seconds = 0;
-  std::string error;  // empty unless failed (or the reason for a skip)
+  std::string error;  // empty unless failed (or the reason for a skip); does not repeat the path
 };
 
 struct RunResult {
   std::vector<FileResult> files;
   bool deadline_passed = false;
+  // SIGINT/SIGTERM stopped the run (0: not interrupted): files in flight were finished, no new
+  // one started; exit 128 + N.
+  int interrupted_signal = 0;
   // A failure of the whole run (401/403, bad account): every file not signed says why.
   std::optional<ExitCode> fatal_code;
   std::string fatal_message;
@@ -61,6 +70,7 @@ struct RunResult {
   std::size_t lowest_concurrency = 0;  // requests in flight per host after throttling (0: never)
 
   std::size_t count(Status s) const;
+  // The most severe that applies (README "Exit codes"): 2, 3, then 128+N, 4, 1.
   ExitCode exit_code() const;
 };
 
@@ -84,7 +94,15 @@ using SignerFactory = std::function<SignerHandle(Services&)>;
 // Called from the run's thread when a file is done (for progress lines).
 using OnFileDone = std::function<void(const FileResult&, std::size_t done, std::size_t total)>;
 
+// Signs the selection's files; its skipped names are listed in the result as skipped (and
+// reported through on_done first).
+RunResult run(const Selection& selection, const Settings& settings,
+              const SignerFactory& make_signer, Log& log, const OnFileDone& on_done = {});
+// The same for plain paths (no links resolved, nothing skipped).
 RunResult run(const std::vector<std::filesystem::path>& files, const Settings& settings,
               const SignerFactory& make_signer, Log& log, const OnFileDone& on_done = {});
+
+// "SIGINT", "SIGTERM", or "signal N".
+std::string signal_name(int signo);
 
 }  // namespace tsign::engine

@@ -28,6 +28,10 @@ std::string report_json(const RunResult& r, const ReportContext& ctx) {
   o["duration_seconds"] = r.seconds;
   o["exit_code"] = static_cast<int>(r.exit_code());
   o["deadline_passed"] = r.deadline_passed;
+  if (r.interrupted_signal != 0)
+    o["interrupted"] = signal_name(r.interrupted_signal);
+  else
+    o["interrupted"] = nullptr;
   o["concurrency"] = json::object{{"files_in_flight", r.concurrency},
                                   {"throttled_answers", r.throttled},
                                   {"lowest_requests_in_flight", r.lowest_concurrency}};
@@ -39,6 +43,13 @@ std::string report_json(const RunResult& r, const ReportContext& ctx) {
   for (const auto& f : r.files) {
     json::object jf;
     jf["path"] = platform::to_utf8(f.path);
+    // The file written: differs from `path` when `path` is a symbolic link (kept as a link).
+    jf["target"] = platform::to_utf8(f.target.empty() ? f.path : f.target);
+    if (!f.aliases.empty()) {
+      json::array names;
+      for (const auto& a : f.aliases) names.push_back(json::string(platform::to_utf8(a)));
+      jf["also_named"] = std::move(names);
+    }
     jf["format"] = f.format;
     jf["status"] = std::string(status_name(f.status));
     jf["bytes"] = f.bytes;

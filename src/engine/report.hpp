@@ -10,6 +10,9 @@ namespace tsign::engine {
 
 struct ReportContext {
   std::string endpoint, account, profile, timestamp_url, correlation_id;
+  // Why the JSON report could not be written (empty: it was, or none was asked for); the job
+  // summary says so instead of pointing at a report that does not exist.
+  std::string report_error;
 };
 
 std::string report_json(const RunResult& result, const ReportContext& ctx);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
-#include <set>
 #include <sstream>
+#include <tuple>
 
 #include "common/error.hpp"
 #include "formats/format.hpp"
@@ -69,9 +69,32 @@ bool matches_filter(const std::string& name, const std::string& entry) {
 Selection select_files(const SelectionRequest& req) {
   std::vector<fs::path> found;
   std::vector<std::string> searched;
+  Selection sel;
+  auto check_deadline = [&req] {
+    if (req.deadline && std::chrono::steady_clock::now() >= *req.deadline)
+      throw DeadlineError("the run's deadline (" + std::to_string(req.timeout.count()) +
+                          " s) passed while selecting files; nothing was signed");
+  };
 
+  // A file named explicitly that does not exist is a mistake in the workflow, not a file to
+  // report: refused before anything is requested (exit 2).
+  std::vector<std::string> missing;
   for (const auto& f : req.files) {
-    found.push_back(platform::from_utf8(f));
+    fs::path p = platform::from_utf8(f);
+    std::error_code ec;
+    if (fs::exists(p, ec)) {
+      found.push_back(p);
+    } else if (fs::is_symlink(fs::symlink_status(p, ec))) {
+      missing.push_back("'" + f + "' (a symbolic link to '" +
+                        platform::to_utf8(fs::read_symlink(p, ec)) + "', which does not exist)");
+    } else {
+      missing.push_back("'" + f + "'");
+    }
+  }
+  if (!missing.empty()) {
+    std::string msg = "files: no such file: ";
+    for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? ", " : "") + missing[i];
+    throw InputError(msg + "; nothing was signed");
   }
   if (!req.files.empty()) searched.push_back(std::to_string(req.files.size()) + " listed file(s)");
 
@@ -83,21 +106,24 @@ Selection select_files(const SelectionRequest& req) {
     fs::path real_root = normal(root);
     int max_depth = req.recurse ? req.depth.value_or(1 << 30) : 0;
     // Symbolic links to folders are not followed (no loops, nothing outside the folder);
-    // links to files are taken only when they resolve inside the folder.
+    // links to files are taken only when they resolve inside the folder, the others are listed
+    // as skipped.
     fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec),
         end;
     if (ec) throw InputError("files-folder: cannot read '" + req.folder + "': " + ec.message());
     for (; it != end; it.increment(ec)) {
       if (ec)
         throw InputError("files-folder: error while listing '" + req.folder + "': " + ec.message());
+      check_deadline();
       const auto& entry = *it;
       if (entry.is_directory(ec) && !entry.is_symlink(ec)) {
         if (it.depth() >= max_depth) it.disable_recursion_pending();
         continue;
       }
+      bool outside = false;
       if (entry.is_symlink(ec)) {
-        if (!fs::is_regular_file(entry.path(), ec) || !inside(normal(entry.path()), real_root))
-          continue;
+        if (!fs::is_regular_file(entry.path(), ec)) continue;
+        outside = !inside(normal(entry.path()), real_root);
       } else if (!entry.is_regular_file(ec)) {
         continue;
       }
@@ -109,6 +135,14 @@ Selection select_files(const SelectionRequest& req) {
       } else if (!formats::is_supported(entry.path())) {
         continue;  // no filter: every file of a supported format
       }
+      if (outside) {
+        auto target = normal(entry.path());
+        sel.skipped.push_back(
+            {entry.path(), target,
+             "a symbolic link to '" + platform::to_utf8(target) +
+                 "', outside the folder: links are followed only inside files-folder"});
+        continue;
+      }
       found.push_back(entry.path());
     }
     std::string what = "folder '" + req.folder + "'";
@@ -119,11 +153,32 @@ Selection select_files(const SelectionRequest& req) {
 
   if (!req.catalog.empty()) {
     fs::path cat = platform::from_utf8(req.catalog);
+    // Checked before it is opened: opening a FIFO blocks until a writer comes, and a device
+    // never ends. Only a regular file of bounded size is a list of files.
+    std::error_code ec;
+    auto st = fs::status(cat, ec);
+    if (ec || !fs::exists(st))
+      throw InputError("files-catalog: '" + req.catalog + "' does not exist");
+    if (!fs::is_regular_file(st))
+      throw InputError("files-catalog: '" + req.catalog +
+                       "' is not a regular file (a folder, FIFO or device cannot be a catalog)");
+    auto size = fs::file_size(cat, ec);
+    if (ec) throw InputError("files-catalog: cannot read '" + req.catalog + "': " + ec.message());
+    const std::string too_big = "files-catalog: '" + req.catalog + "' is larger than " +
+                                std::to_string(kMaxCatalogBytes >> 20) +
+                                " MiB; a catalog lists files, one per line";
+    if (size > kMaxCatalogBytes) throw InputError(too_big);
     std::ifstream in(cat, std::ios::binary);
     if (!in) throw InputError("files-catalog: cannot read '" + req.catalog + "'");
+    // Read at most one byte past the bound, in case the file grew after it was measured.
+    std::string text(static_cast<std::size_t>(kMaxCatalogBytes + 1), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxCatalogBytes) throw InputError(too_big);
+    std::istringstream lines(text);
     std::string line;
     int n = 0;
-    while (std::getline(in, line)) {
+    while (std::getline(lines, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       auto b = line.find_first_not_of(" \t");
       if (b == std::string::npos) continue;
@@ -134,22 +189,50 @@ Selection select_files(const SelectionRequest& req) {
     }
     searched.push_back("catalog '" + req.catalog + "' (" + std::to_string(n) + " entries)");
   }
+  check_deadline();
 
   if (searched.empty())
     throw InputError("nothing to sign: give files, files-folder or files-catalog");
 
-  // Deterministic order, each file once (compared by its resolved path).
-  std::vector<std::pair<fs::path, fs::path>> keyed;
-  for (auto& p : found) keyed.emplace_back(normal(p), p);
-  std::sort(keyed.begin(), keyed.end());
-  Selection sel;
-  std::set<fs::path> seen;
-  for (auto& [key, p] : keyed)
-    if (seen.insert(key).second) sel.files.push_back(p);
+  // Deterministic order, each target once: every name is keyed by the file it resolves to
+  // (links followed to the end), so a folder holding real.exe and a link to it signs real.exe
+  // once. The entry is named by the name that is not a link when there is one.
+  struct Name {
+    fs::path key, path;
+    bool link;
+  };
+  std::vector<Name> names;
+  for (auto& p : found) {
+    std::error_code ec;
+    names.push_back({normal(p), p, fs::is_symlink(fs::symlink_status(p, ec))});
+  }
+  std::sort(names.begin(), names.end(), [](const Name& a, const Name& b) {
+    return std::tie(a.key, a.link, a.path) < std::tie(b.key, b.link, b.path);
+  });
+  for (std::size_t i = 0; i < names.size();) {
+    SelectedFile f;
+    f.path = names[i].path;
+    f.target = names[i].link ? names[i].key : names[i].path;
+    std::error_code ec;
+    auto size = fs::file_size(f.target, ec);
+    f.bytes = ec ? 0 : size;
+    std::size_t j = i + 1;
+    for (; j < names.size() && names[j].key == names[i].key; ++j)
+      if (names[j].path != f.path &&
+          std::find(f.aliases.begin(), f.aliases.end(), names[j].path) == f.aliases.end())
+        f.aliases.push_back(names[j].path);
+    sel.files.push_back(std::move(f));
+    i = j;
+  }
+  std::sort(sel.files.begin(), sel.files.end(),
+            [](const SelectedFile& a, const SelectedFile& b) { return a.path < b.path; });
 
   if (sel.files.empty()) {
     std::string msg = "no files to sign: searched ";
     for (std::size_t i = 0; i < searched.size(); ++i) msg += (i ? ", " : "") + searched[i];
+    if (!sel.skipped.empty())
+      msg += " (" + std::to_string(sel.skipped.size()) +
+             " symbolic link(s) leading outside the folder skipped)";
     throw InputError(msg);
   }
   return sel;

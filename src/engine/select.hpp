@@ -1,6 +1,8 @@
 // File selection (interface.md: files, files-folder[-filter|-recurse|-depth], files-catalog).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -15,16 +17,42 @@ struct SelectionRequest {
   bool recurse = false;
   std::optional<int> depth;  // levels below `folder` that recurse descends (unlimited if unset)
   std::string catalog;
+  // The run's deadline (README "Deadline"): selection counts against it. Unset: none.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::chrono::seconds timeout{0};  // for the message when the deadline passes
+};
+
+// A catalog larger than this is refused: a list of files is kilobytes, and reading an unbounded
+// one (a device such as /dev/zero behind a name) would fill memory.
+constexpr std::uint64_t kMaxCatalogBytes = 16 * 1024 * 1024;
+
+// One file to sign. A symbolic link is never replaced: its target is signed in place, once,
+// however many names reach it (README "Symbolic links").
+struct SelectedFile {
+  std::filesystem::path path;    // the name given (or found in the folder)
+  std::filesystem::path target;  // the file written: `path`, or the file a link resolves to
+  std::vector<std::filesystem::path> aliases;  // other names given that reach the same target
+  std::uint64_t bytes = 0;  // size when selected, so a file failing before it is read shows it
+};
+
+// A name that was found but is not signed (a link leading outside the folder), with the reason,
+// so the report and the summary list it.
+struct SkippedFile {
+  std::filesystem::path path;
+  std::filesystem::path target;
+  std::string reason;
 };
 
 struct Selection {
-  // Deterministic order (sorted by path), duplicates removed. Files that do not exist are kept
-  // and fail per file, so a catalog listing a missing file is reported, not fatal.
-  std::vector<std::filesystem::path> files;
+  // Deterministic order (sorted by path), each target once. Catalog entries that do not exist
+  // are kept and fail per file, so a catalog listing a missing file is reported, not fatal.
+  std::vector<SelectedFile> files;
+  std::vector<SkippedFile> skipped;
 };
 
-// Throws InputError when nothing was asked for, the folder or catalog does not exist, or the
-// selection is empty (saying what was searched).
+// Throws InputError when nothing was asked for, a file given in `files` does not exist, the
+// folder does not exist, the catalog is not a regular file of at most kMaxCatalogBytes, or the
+// selection is empty (saying what was searched); DeadlineError when the deadline passes.
 Selection select_files(const SelectionRequest& req);
 
 // Case-insensitive match of a file name against one filter entry (extension or glob).

@@ -1,5 +1,6 @@
 #include "gha/workflow.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -145,6 +146,27 @@ std::string human_size(std::uint64_t b) {
     std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
   return buf;
 }
+// A name as a Markdown code span. Nothing inside a code span is unescaped, so backslash escapes
+// would show: the name goes in as it is, fenced by one backtick more than its longest run of
+// backticks, padded with a space on each side (which the renderer strips) when it starts or
+// ends with a backtick or a space. Line breaks would end the list item: shown as U+2424.
+std::string code_span(std::string_view name) {
+  std::string text;
+  std::size_t run = 0, longest = 0;
+  for (char c : name) {
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+    if (c == '\n' || c == '\r')
+      text += "\u2424";
+    else
+      text += c;
+  }
+  std::string fence(longest + 1, '`');
+  bool pad =
+      !text.empty() && text.find_first_not_of(' ') != std::string::npos &&
+      (text.front() == '`' || text.back() == '`' || text.front() == ' ' || text.back() == ' ');
+  return pad ? fence + " " + text + " " + fence : fence + text + fence;
+}
 std::string seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f s", s);
@@ -160,8 +182,12 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   head << "## tsign: " << r.count(Status::signed_ok) << " signed, " << r.count(Status::failed)
        << " failed, " << r.count(Status::skipped) + r.count(Status::planned) << " skipped\n\n";
   if (r.fatal_code) head << "> **Stopped:** " << escape_markdown(r.fatal_message) << "\n\n";
+  if (r.interrupted_signal != 0)
+    head << "> **Interrupted** by " << engine::signal_name(r.interrupted_signal)
+         << ": the files in flight were finished; files not started are unchanged.\n\n";
   if (r.deadline_passed)
     head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
+  if (!ctx.report_error.empty()) head << "> **" << escape_markdown(ctx.report_error) << "**\n\n";
   head << "| | |\n|---|---|\n";
   if (!ctx.endpoint.empty()) head << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
   if (!ctx.account.empty()) head << "| Account | " << escape_markdown(ctx.account) << " |\n";
@@ -188,11 +214,15 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   }
   head << "| Exit code | " << static_cast<int>(code) << " |\n\n";
 
-  std::string failures;
-  for (const auto& f : r.files)
+  std::string failures, skipped;
+  for (const auto& f : r.files) {
     if (f.status == Status::failed)
-      failures += "- `" + escape_markdown(platform::to_utf8(f.path)) +
-                  "`: " + escape_markdown(f.error) + "\n";
+      failures +=
+          "- " + code_span(platform::to_utf8(f.path)) + ": " + escape_markdown(f.error) + "\n";
+    else if (f.status == Status::skipped && !f.error.empty())
+      skipped +=
+          "- " + code_span(platform::to_utf8(f.path)) + ": " + escape_markdown(f.error) + "\n";
+  }
 
   std::string out = head.str();
   std::string table = "| File | Size | Result | Time |\n|---|---:|---|---:|\n";
@@ -204,11 +234,22 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
     fail_part.resize(budget / 2);
     fail_part += "\n…(failures truncated; see the JSON report)\n\n";
   }
+  if (!skipped.empty()) {
+    std::string skip_part = "### Skipped\n\n" + skipped + "\n";
+    std::size_t room = budget / 2 > fail_part.size() ? budget / 2 - fail_part.size() : 0;
+    if (skip_part.size() > room) {
+      skip_part.resize(room);
+      skip_part += "\n…(skipped files truncated; see the JSON report)\n\n";
+    }
+    fail_part += skip_part;
+  }
   budget = budget > fail_part.size() ? budget - fail_part.size() : 0;
   for (const auto& f : r.files) {
-    std::string row = "| " + escape_markdown(platform::to_utf8(f.path)) + " | " +
-                      human_size(f.bytes) + " | " + std::string(engine::status_name(f.status)) +
-                      " | " + seconds(f.seconds) + " |\n";
+    std::string name = platform::to_utf8(f.path);
+    if (!f.target.empty() && f.target != f.path) name += " → " + platform::to_utf8(f.target);
+    std::string row = "| " + escape_markdown(name) + " | " + human_size(f.bytes) + " | " +
+                      std::string(engine::status_name(f.status)) + " | " + seconds(f.seconds) +
+                      " |\n";
     if (table.size() + row.size() > budget) break;
     table += row;
     ++shown;

@@ -2,6 +2,7 @@
 // and the job summary's 1 MiB bound.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <sstream>
 
 #include "engine/engine.hpp"
@@ -99,4 +100,64 @@ TEST_CASE("a file name cannot break the summary table", "[gha]") {
   auto r = run_of(1, "x|y\n<b>");
   auto md = gha::summary_markdown(r, {});
   CHECK(md.find("x\\|y<br>&lt;b&gt;0.dll") != std::string::npos);
+}
+
+TEST_CASE("summary: the Failures list shows names as they are, inside code spans", "[gha]") {
+  RunResult r;
+  for (std::string name : {"bin/my_tool*[v2].dll", "bin/a`b.dll", "`edge`.dll", "x\ny.dll"}) {
+    FileResult f;
+    f.path = name;
+    f.status = Status::failed;
+    f.error = "not a supported file format (PE)";
+    f.bytes = 3000;
+    r.files.push_back(f);
+  }
+  auto md = gha::summary_markdown(r, {});
+  INFO(md);
+  // Backslash escapes are not processed inside a code span: the name goes in unescaped, fenced
+  // by more backticks than it contains.
+  CHECK(md.find("- `bin/my_tool*[v2].dll`: not a supported file format (PE)\n") !=
+        std::string::npos);
+  CHECK(md.find("- ``bin/a`b.dll``: ") != std::string::npos);
+  CHECK(md.find("- `` `edge`.dll ``: ") != std::string::npos);
+  CHECK(md.find("- `x\u2424y.dll`: ") != std::string::npos);
+  CHECK(md.find("| 2.9 KiB | failed |") != std::string::npos);
+}
+
+TEST_CASE("summary: an interruption, a link's target, a skipped link and a lost report", "[gha]") {
+  RunResult r = run_of(2);
+  r.files[0].target = "/real/file0.dll";
+  FileResult skipped;
+  skipped.path = "bin/out_link.dll";
+  skipped.target = "/elsewhere/x.dll";
+  skipped.status = Status::skipped;
+  skipped.error = "a symbolic link to '/elsewhere/x.dll', outside the folder";
+  r.files.push_back(skipped);
+  r.interrupted_signal = SIGINT;
+  engine::ReportContext ctx;
+  ctx.report_error = "the report could not be written to '/x/r.json': no such folder";
+  auto md = gha::summary_markdown(r, ctx);
+  INFO(md);
+  CHECK(md.find("**Interrupted** by SIGINT") != std::string::npos);
+  CHECK(md.find("| Exit code | 130 |") != std::string::npos);
+  CHECK(md.find("deadline") == std::string::npos);
+  CHECK(md.find("| bin/file0.dll → /real/file0.dll |") != std::string::npos);
+  CHECK(md.find("### Skipped") != std::string::npos);
+  CHECK(
+      md.find("- `bin/out_link.dll`: a symbolic link to '/elsewhere/x.dll', outside the folder") !=
+      std::string::npos);
+  CHECK(md.find("could not be written to '/x/r.json'") != std::string::npos);
+}
+
+TEST_CASE("exit codes: the most severe wins (2, 3, then 128+N, 4, 1)", "[gha][exit]") {
+  RunResult r = run_of(4);  // file3 failed
+  CHECK(r.exit_code() == ExitCode::file_failed);
+  r.deadline_passed = true;
+  CHECK(r.exit_code() == ExitCode::deadline);
+  r.interrupted_signal = SIGTERM;
+  CHECK(static_cast<int>(r.exit_code()) == 143);
+  r.interrupted_signal = SIGINT;
+  CHECK(static_cast<int>(r.exit_code()) == 130);
+  r.fatal_code = ExitCode::auth;
+  CHECK(r.exit_code() == ExitCode::auth);
 }

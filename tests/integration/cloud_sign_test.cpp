@@ -3,7 +3,13 @@
 // osslsigncode. Each hostile answer of the issue is injected and its outcome asserted.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include <boost/json.hpp>
 
@@ -223,4 +229,51 @@ TEST_CASE("a token that expires mid-run is refreshed", "[integration][cloud]") {
   CHECK(emu.count("entra") >= 2);
   CHECK(emu.count("oidc") == emu.count("entra"));  // a fresh GitHub token for every Entra request
   for (auto& f : files) CHECK(emu.verify(f).code == 0);
+}
+
+TEST_CASE("Ctrl-C: the file in flight is finished, none is started, exit 130, said as interrupted",
+          "[integration][cloud][signal]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--latency-ms", "300", "--polls-before-success", "2"});
+  auto files = samples(d);
+  auto before = contents(files);
+  // One file at a time, in the background (exec: the shell's pid becomes tsign's).
+  std::string cmd = emu.action_env(d.path / "bin", "INPUT_CONCURRENCY=1") + "RUNNER_TEMP=" + d.q() +
+                    " GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " exec " + tsign_cmd() +
+                    " action >" + d.q("log.txt") + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
+  // Signal once the service has answered a sign request: a file is then in flight.
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (emu.count("sign") == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(emu.count("sign") > 0);
+  REQUIRE(kill(pid, SIGINT) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  auto log = read_file(d.path / "log.txt");
+  INFO(log);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  CHECK(log.find("interrupted by SIGINT") != std::string::npos);
+  int signed_files = 0, unchanged = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (read_file(files[i]) == before[i]) {
+      ++unchanged;
+    } else {
+      CHECK(emu.verify(files[i]).code == 0);
+      ++signed_files;
+    }
+  }
+  CHECK(signed_files >= 1);  // the one in flight was finished
+  CHECK(unchanged >= 1);     // and no new one was started
+  CHECK(listing(d.path / "bin").size() == files.size());
+  auto summary = read_file(d.path / "summary.md");
+  CHECK(summary.find("**Interrupted** by SIGINT") != std::string::npos);
+  CHECK(summary.find("| Exit code | 130 |") != std::string::npos);
+  auto report = boost::json::parse(read_file(d.path / "tsign-report.json")).as_object();
+  CHECK(report.at("exit_code").as_int64() == 130);
+  CHECK(report.at("interrupted").as_string() == "SIGINT");
+  CHECK(report.at("deadline_passed").as_bool() == false);
 }

@@ -2,6 +2,11 @@
 // osslsigncode is the independent judge of every signature.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
+
+#include <boost/json.hpp>
+
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
 #include "harness.hpp"
@@ -114,17 +119,42 @@ TEST_CASE("bad files fail with a clear message and stay byte-for-byte unchanged"
   auto before_text = read_file(d.path / "text.exe");
   auto before_ro = read_file(ro);
   auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("text.exe") + " " +
-                     quote(good.string()) + " " + quote(ro.string()) + " " + d.q("missing.exe"));
+                     quote(good.string()) + " " + quote(ro.string()));
   INFO(r.out);
   CHECK(r.code == 1);  // some failed, the others were signed
-  CHECK(r.out.find("1 signed, 3 failed") != std::string::npos);
-  CHECK(r.out.find("text.exe") != std::string::npos);
+  CHECK(r.out.find("1 signed, 2 failed") != std::string::npos);
   CHECK(r.out.find("read-only") != std::string::npos);
-  CHECK(r.out.find("missing.exe") != std::string::npos);
+  // Each error line names its file once.
+  std::istringstream lines(r.out);
+  std::string line;
+  int error_lines = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("error: ", 0) != 0 || line.find("text.exe") == std::string::npos) continue;
+    ++error_lines;
+    INFO(line);
+    CHECK(line.find("text.exe") == line.rfind("text.exe"));
+    CHECK(line.find("not a supported file format") != std::string::npos);
+  }
+  CHECK(error_lines == 1);
   CHECK(read_file(d.path / "text.exe") == before_text);
   CHECK(read_file(ro) == before_ro);
   CHECK(ossl_verify(good).code == 0);
   CHECK(listing(d.path) == std::vector<std::string>{"pe64.exe", "readonly.exe", "text.exe"});
+}
+
+TEST_CASE("a missing file given explicitly is invalid input: exit 2, nothing signed",
+          "[integration][local][bad-input]") {
+  TempDir d;
+  auto good = d.copy("pe64.exe");
+  auto before = read_file(good);
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(good.string()) + " " +
+                     d.q("missing.exe"));
+  INFO(r.out);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("missing.exe") != std::string::npos);
+  CHECK(r.out.find("no such file") != std::string::npos);
+  CHECK(read_file(good) == before);
+  CHECK(listing(d.path) == std::vector<std::string>{"pe64.exe"});
 }
 
 TEST_CASE("configuration errors exit 2 before any file is touched",
@@ -266,4 +296,170 @@ TEST_CASE("a large file: signed, verified, and the report's hashes are the file'
   CHECK(report.find("\"sha256_before\":\"" + before + "\"") != std::string::npos);
   CHECK(report.find("\"sha256_after\":\"" + sha256_hex(read_file(big)) + "\"") !=
         std::string::npos);
+}
+
+namespace {
+// Symbolic links, FIFOs and devices are POSIX things: these cases do not run when the binary is
+// tsign.exe under wine (scripts/test-windows), which sees a link as whatever wine makes of it.
+bool posix_binary() {
+  const char* o = std::getenv("TSIGN_TEST_BINARY");
+  return !o || std::string(o).find(".exe") == std::string::npos;
+}
+
+boost::json::object report_entry(const boost::json::value& report, const std::string& name_end) {
+  for (auto& f : report.at("files").as_array()) {
+    std::string path(f.at("path").as_string());
+    if (path.size() >= name_end.size() &&
+        path.compare(path.size() - name_end.size(), name_end.size(), name_end) == 0)
+      return f.as_object();
+  }
+  return {};
+}
+
+bool ends_with(const boost::json::value& v, const std::string& end) {
+  if (!v.is_string()) return false;
+  std::string s(v.as_string());
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+}  // namespace
+
+TEST_CASE("folder mode: a link's target is signed once in place, every link stays a link",
+          "[integration][local][links]") {
+  if (!posix_binary()) return;
+  TempDir d;
+  auto real = d.copy("pe64.exe", "bin/real.exe");
+  fs::create_symlink("real.exe", d.path / "bin/a_link.exe");
+  fs::create_directories(d.path / "bin/sub");
+  fs::create_symlink("../real.exe", d.path / "bin/sub/z_link.exe");
+  // A link leading outside the folder: not followed, listed as skipped with the reason.
+  auto outside = d.copy("pe32.exe", "outside.exe");
+  fs::create_symlink("../outside.exe", d.path / "bin/out_link.exe");
+  auto outside_before = read_file(outside);
+
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " + d.q("bin") +
+                     " --files-folder-recurse --report " + d.q("report.json"));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("1 signed, 0 failed, 1 skipped") != std::string::npos);
+  CHECK(fs::is_symlink(d.path / "bin/a_link.exe"));
+  CHECK(fs::read_symlink(d.path / "bin/a_link.exe") == "real.exe");
+  CHECK(fs::is_symlink(d.path / "bin/sub/z_link.exe"));
+  CHECK(fs::is_symlink(d.path / "bin/out_link.exe"));
+  CHECK_FALSE(fs::is_symlink(real));
+  auto v = ossl_verify(real);
+  INFO(v.out);
+  CHECK(v.code == 0);
+  CHECK(read_file(outside) == outside_before);
+  CHECK(listing(d.path / "bin") == std::vector<std::string>{"a_link.exe", "out_link.exe",
+                                                            "real.exe", "sub", "sub/z_link.exe"});
+
+  auto report = boost::json::parse(read_file(d.path / "report.json"));
+  CHECK(report.at("totals").at("selected").as_int64() == 2);
+  CHECK(report.at("totals").at("signed").as_int64() == 1);
+  auto signed_entry = report_entry(report, "/bin/real.exe");
+  REQUIRE(!signed_entry.empty());
+  CHECK(signed_entry.at("status").as_string() == "signed");
+  CHECK(ends_with(signed_entry.at("target"), "/bin/real.exe"));
+  auto& also = signed_entry.at("also_named").as_array();
+  REQUIRE(also.size() == 2);
+  CHECK(ends_with(also[0], "/bin/a_link.exe"));
+  CHECK(ends_with(also[1], "/bin/sub/z_link.exe"));
+  auto skipped = report_entry(report, "/bin/out_link.exe");
+  REQUIRE(!skipped.empty());
+  CHECK(skipped.at("status").as_string() == "skipped");
+  CHECK(ends_with(skipped.at("target"), "/outside.exe"));
+  CHECK(std::string(skipped.at("note").as_string()).find("outside the folder") !=
+        std::string::npos);
+}
+
+TEST_CASE("files and files-catalog: a link is signed through, kept, and named with its target",
+          "[integration][local][links]") {
+  if (!posix_binary()) return;
+  TempDir d;
+  // `files` naming only the link: the target is signed, the link stays.
+  auto real = d.copy("pe64.dll", "lib/real.dll");
+  fs::create_symlink("lib/real.dll", d.path / "link.dll");
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --report " + d.q("r1.json") +
+                     " " + d.q("link.dll"));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(fs::is_symlink(d.path / "link.dll"));
+  CHECK(ossl_verify(real).code == 0);
+  CHECK(r.out.find("link.dll -> ") != std::string::npos);
+  auto r1 = boost::json::parse(read_file(d.path / "r1.json"));
+  auto e1 = report_entry(r1, "/link.dll");
+  REQUIRE(!e1.empty());
+  CHECK(e1.at("status").as_string() == "signed");
+  CHECK(ends_with(e1.at("target"), "/lib/real.dll"));
+
+  // A catalog listing both the link and its target: one signature, both names in the report.
+  auto real2 = d.copy("pe32.dll", "cat/real.dll");
+  fs::create_symlink("real.dll", d.path / "cat/link.dll");
+  write_file(d.path / "cat/files.txt", "link.dll\nreal.dll\n");
+  auto c = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-catalog " +
+                     d.q("cat/files.txt") + " --report " + d.q("r2.json"));
+  INFO(c.out);
+  REQUIRE(c.code == 0);
+  CHECK(c.out.find("1 signed, 0 failed, 0 skipped") != std::string::npos);
+  CHECK(fs::is_symlink(d.path / "cat/link.dll"));
+  CHECK(ossl_verify(real2).code == 0);
+  auto r2 = boost::json::parse(read_file(d.path / "r2.json"));
+  CHECK(r2.at("totals").at("selected").as_int64() == 1);
+  auto e2 = report_entry(r2, "/cat/real.dll");
+  REQUIRE(!e2.empty());
+  REQUIRE(e2.at("also_named").as_array().size() == 1);
+  CHECK(ends_with(e2.at("also_named").as_array()[0], "/cat/link.dll"));
+}
+
+TEST_CASE("files-catalog: a FIFO, a device or a huge file is refused at once with exit 2",
+          "[integration][local][bad-input]") {
+  if (!posix_binary()) return;
+  TempDir d;
+  auto f = d.copy("pe64.exe");
+  auto before = read_file(f);
+  REQUIRE(sh("mkfifo " + d.q("fifo.txt")).code == 0);
+  auto big = d.path / "big.txt";
+  { std::ofstream(big).put('\n'); }
+  fs::resize_file(big, 16 * 1024 * 1024 + 1);  // sparse: costs no disk
+  struct Case {
+    std::string catalog, expect;
+  };
+  for (auto& c : {Case{(d.path / "fifo.txt").string(), "not a regular file"},
+                  Case{"/dev/zero", "not a regular file"}, Case{big.string(), "16 MiB"}}) {
+    // `timeout` turns a hang (a FIFO opened for reading waits for a writer) into a failure.
+    auto r = sh("timeout 60 " + tsign_cmd() + " sign " + local_key() +
+                " --timestamp-rfc3161= --files-catalog " + quote(c.catalog));
+    INFO(c.catalog << "\n" << r.out);
+    CHECK(r.code == 2);
+    CHECK(r.out.find("files-catalog") != std::string::npos);
+    CHECK(r.out.find(c.catalog) != std::string::npos);
+    CHECK(r.out.find(c.expect) != std::string::npos);
+  }
+  CHECK(read_file(f) == before);
+}
+
+TEST_CASE(
+    "tsign action: failed rows keep their size, names render in the Failures list, "
+    "a report that cannot be written is said so",
+    "[integration][local][action]") {
+  TempDir d;
+  d.copy("pe64.exe", "out/good.exe");
+  std::string junk(3000, 'x');  // 2.9 KiB, not a program
+  write_file(d.path / "out/my_tool[v2].exe", junk);
+  auto r = sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_FILTER=exe" +
+              " INPUT_TIMESTAMP_RFC3161= GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
+              " RUNNER_TEMP=" + d.q("no/such/dir") + " " + tsign_cmd() + " action " + local_key());
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("1 signed, 1 failed") != std::string::npos);
+  CHECK(r.out.find("could not be written") != std::string::npos);
+  auto summary = read_file(d.path / "summary.md");
+  INFO(summary);
+  CHECK(summary.find("| 2.9 KiB | failed |") != std::string::npos);
+  // Inside a code span nothing is unescaped: the name appears as it is, without backslashes.
+  CHECK(summary.find("out/my_tool[v2].exe`: not a supported file format") != std::string::npos);
+  auto failures = summary.find("### Failures");
+  REQUIRE(failures != std::string::npos);
+  CHECK(summary.find("my\\_tool", failures) == std::string::npos);
+  CHECK(summary.find("could not be written") != std::string::npos);
 }
