@@ -69,6 +69,7 @@ bool matches_filter(const std::string& name, const std::string& entry) {
 Selection select_files(const SelectionRequest& req) {
   std::vector<fs::path> found;
   std::vector<std::string> searched;
+  std::vector<fs::path> temporaries;
 
   for (const auto& f : req.files) {
     found.push_back(platform::from_utf8(f));
@@ -102,6 +103,11 @@ Selection select_files(const SelectionRequest& req) {
         continue;
       }
       auto name = platform::to_utf8(entry.path().filename());
+      // A copy tsign is writing (or a killed run left): a PE by content, never a file to sign.
+      if (platform::is_temporary_name(name)) {
+        temporaries.push_back(entry.path());
+        continue;
+      }
       if (!req.filter.empty()) {
         bool ok = std::any_of(req.filter.begin(), req.filter.end(),
                               [&](const std::string& f) { return matches_filter(name, f); });
@@ -143,6 +149,8 @@ Selection select_files(const SelectionRequest& req) {
   for (auto& p : found) keyed.emplace_back(normal(p), p);
   std::sort(keyed.begin(), keyed.end());
   Selection sel;
+  std::sort(temporaries.begin(), temporaries.end());
+  sel.temporaries = std::move(temporaries);
   std::set<fs::path> seen;
   for (auto& [key, p] : keyed)
     if (seen.insert(key).second) sel.files.push_back(p);

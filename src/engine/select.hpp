@@ -21,6 +21,9 @@ struct Selection {
   // Deterministic order (sorted by path), duplicates removed. Files that do not exist are kept
   // and fail per file, so a catalog listing a missing file is reported, not fatal.
   std::vector<std::filesystem::path> files;
+  // tsign's own temporary files met in the folder scan (platform::is_temporary_name): never
+  // selected, for the caller to warn about (one a killed run left behind is stale).
+  std::vector<std::filesystem::path> temporaries;
 };
 
 // Throws InputError when nothing was asked for, the folder or catalog does not exist, or the
