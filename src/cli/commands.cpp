@@ -186,6 +186,10 @@ int run_signing(Options& o, Mode mode) {
   // Everything that can be checked before a token is requested, is.
   auto factory = signer_factory(o);
   auto selection = engine::select_files(sreq);
+  for (const auto& t : selection.temporaries)
+    log.warning(platform::to_utf8(t) +
+                ": a temporary file of tsign, not signed; unless a tsign run is writing there "
+                "now, an interrupted run left it: delete it");
   if (st.timestamp_url.empty() && !st.dry_run)
     log.warning(
         "timestamp-rfc3161 is empty: signatures will not be time-stamped and stop "

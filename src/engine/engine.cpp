@@ -66,6 +66,7 @@ namespace {
 struct Prepared {
   std::unique_ptr<formats::SignableFile> file;
   std::optional<Bytes> existing;
+  Bytes digest;  // the file digest the signature is made over
   std::optional<authenticode::PreparedSignature> signature;
   bool skip = false;
   std::string skip_reason;
@@ -134,6 +135,13 @@ class HashingOutput : public formats::SignedOutput {
   Bytes handed_;
   bool full_ = false, done_ = false;
 };
+
+// The largest signature a run may embed, bounded before it exists so that a file it could not fit
+// in is refused before a signature is paid for (README, "How files are written"). What tsign
+// embeds is the service's chain, the signed attributes, the signature and a time-stamp token
+// with its own chain: 10 to 20 KB. 1 MiB leaves room for any chain; a nested signature adds the
+// existing one's size.
+constexpr std::uint64_t kSignatureBudget = std::uint64_t{1} << 20;
 
 // Files from this size on hash their signed copy in the background (a thread per file costs
 // more than it saves on small ones).
@@ -230,7 +238,9 @@ class Run {
                      "to abort");
       }
       signals.async_wait([](boost::system::error_code e, int again) {
-        if (!e) std::_Exit(static_cast<int>(interrupted_by(again)));
+        if (e) return;
+        platform::abandon_temporaries();  // no half-written copy stays beside a file
+        std::_Exit(static_cast<int>(interrupted_by(again)));
       });
     });
     active_ = workers;
@@ -362,6 +372,9 @@ class Run {
     if (!settings_.dry_run && platform::is_read_only(r.target))
       throw FileError(name + ": the file is read-only; make it writable to sign it");
     p.existing = p.file->existing_signature();
+    // Every local reason to refuse the file comes before the request that is paid for.
+    p.file->check_can_embed(kSignatureBudget +
+                            (settings_.append && p.existing ? p.existing->size() : 0));
     if (settings_.dry_run) {
       p.skip = true;
       p.skip_reason = p.existing ? "would be signed (has a signature now)" : "would be signed";
@@ -382,24 +395,31 @@ class Run {
     // file cost one hash of wall time on a multi-core runner.
     auto before =
         std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
-    Bytes digest = p.file->digest(settings_.sign.alg);
+    p.digest = p.file->digest(settings_.sign.alg);
     r.sha256_before = before.get();
     p.signature =
-        authenticode::PreparedSignature::prepare(p.file->spc_kind(), digest, settings_.sign);
+        authenticode::PreparedSignature::prepare(p.file->spc_kind(), p.digest, settings_.sign);
     return p;
   }
 
   // Pool stage 2: the signed copy beside the original, checked, then renamed over it.
   void write(FileResult& r, Prepared& p, const Bytes& der) {
+    const auto name = platform::to_utf8(r.path);
     platform::ReplaceFile out(r.target);
     HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
-    p.file->write_signed(der, hashing);
+    const Bytes written = p.file->write_signed(der, hashing, settings_.sign.alg);
     out.close();
+    // The bytes written must be the bytes whose digest was signed: a file edited while tsign
+    // waited for the service is left as the edit made it, not replaced by a copy whose
+    // signature no longer matches (the digest of the copy is taken as it is written).
+    if (written != p.digest)
+      throw FileError(name +
+                      ": the file changed while it was being signed (its content is no longer "
+                      "what was hashed); it was left as it is now: sign it again");
     // The copy is checked before it replaces the original: parsed again as a whole by the format
     // (structure, certificate table at the end, nothing smuggled after the signature) and its
-    // signature must be exactly the one built and verified above. Its content needs no second
-    // hash: write_signed checks the bytes it copies against those it hashed.
-    auto copy = formats::open(out.temp_path());
+    // signature must be exactly the one built and verified above.
+    auto copy = formats::open(out.read_path());
     auto embedded = copy->existing_signature();
     if (!embedded || *embedded != der)
       throw FileError(platform::to_utf8(r.path) +

@@ -75,6 +75,7 @@ Selection select_files(const SelectionRequest& req) {
       throw DeadlineError("the run's deadline (" + std::to_string(req.timeout.count()) +
                           " s) passed while selecting files; nothing was signed");
   };
+  std::vector<fs::path> temporaries;
 
   // A file named explicitly that does not exist is a mistake in the workflow, not a file to
   // report: refused before anything is requested (exit 2).
@@ -128,6 +129,11 @@ Selection select_files(const SelectionRequest& req) {
         continue;
       }
       auto name = platform::to_utf8(entry.path().filename());
+      // A copy tsign is writing (or a killed run left): a PE by content, never a file to sign.
+      if (platform::is_temporary_name(name)) {
+        temporaries.push_back(entry.path());
+        continue;
+      }
       if (!req.filter.empty()) {
         bool ok = std::any_of(req.filter.begin(), req.filter.end(),
                               [&](const std::string& f) { return matches_filter(name, f); });
@@ -170,11 +176,12 @@ Selection select_files(const SelectionRequest& req) {
     if (size > kMaxCatalogBytes) throw InputError(too_big);
     std::ifstream in(cat, std::ios::binary);
     if (!in) throw InputError("files-catalog: cannot read '" + req.catalog + "'");
-    // Read at most one byte past the bound, in case the file grew after it was measured.
-    std::string text(static_cast<std::size_t>(kMaxCatalogBytes + 1), '\0');
+    // One byte more than measured, to notice a file that grew after it was measured.
+    std::string text(static_cast<std::size_t>(size + 1), '\0');
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
     text.resize(static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxCatalogBytes) throw InputError(too_big);
+    if (text.size() > size)
+      throw InputError("files-catalog: '" + req.catalog + "' grew while it was being read");
     std::istringstream lines(text);
     std::string line;
     int n = 0;
@@ -226,6 +233,8 @@ Selection select_files(const SelectionRequest& req) {
   }
   std::sort(sel.files.begin(), sel.files.end(),
             [](const SelectedFile& a, const SelectedFile& b) { return a.path < b.path; });
+  std::sort(temporaries.begin(), temporaries.end());
+  sel.temporaries = std::move(temporaries);
 
   if (sel.files.empty()) {
     std::string msg = "no files to sign: searched ";

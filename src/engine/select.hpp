@@ -48,6 +48,9 @@ struct Selection {
   // are kept and fail per file, so a catalog listing a missing file is reported, not fatal.
   std::vector<SelectedFile> files;
   std::vector<SkippedFile> skipped;
+  // tsign's own temporary files met in the folder scan (platform::is_temporary_name): never
+  // selected, for the caller to warn about (one a killed run left behind is stale).
+  std::vector<std::filesystem::path> temporaries;
 };
 
 // Throws InputError when nothing was asked for, a file given in `files` does not exist, the

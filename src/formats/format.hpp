@@ -43,9 +43,20 @@ class SignableFile {
   // The DER PKCS#7 ContentInfo of the existing primary signature, if the file has one.
   virtual std::optional<Bytes> existing_signature() = 0;
 
+  // Throws FileError naming the file if a signature of up to `max_signature_bytes` (DER) could
+  // not be embedded in it (a PE must stay under 4 GiB), so that such a file is refused before a
+  // signature is requested for it.
+  virtual void check_can_embed(std::uint64_t max_signature_bytes) const {
+    (void)max_signature_bytes;
+  }
+
   // Writes the whole file with `pkcs7_der` (a DER ContentInfo) as its only signature, replacing
   // any existing one, to `out` (streamed). The caller makes `out` replace the file atomically.
-  virtual void write_signed(ByteView pkcs7_der, SignedOutput& out) = 0;
+  // Returns the format's digest (`alg`) of the bytes exactly as they were written to `out`: the
+  // caller compares it with the digest that was signed, so a file edited while it was being
+  // signed is never embedded with a signature over other bytes.
+  virtual Bytes write_signed(ByteView pkcs7_der, SignedOutput& out,
+                             DigestAlg alg = DigestAlg::sha256) = 0;
 
  protected:
   explicit SignableFile(std::filesystem::path p) : path_(std::move(p)) {}

@@ -303,8 +303,48 @@ ContentScan scan(Source& src, const Layout& layout, DigestAlg alg) {
   return {hasher.finish(), sum};
 }
 
-void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
-                  std::string_view name, std::optional<ChecksumSum> content_sum) {
+namespace {
+
+// Passes everything on to `out` and hashes it as the Authenticode digest covers it (scan()'s
+// rule, applied to the image being written): the digest of what was written, not of what was
+// read before.
+class DigestingOutput final : public SignedOutput {
+ public:
+  DigestingOutput(SignedOutput& out, const Layout& layout, std::uint64_t covered_end, DigestAlg alg)
+      : out_(out), layout_(layout), end_(covered_end), hasher_(alg) {}
+  void write(ByteView data) override {
+    out_.write(data);
+    if (pos_ < end_) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), end_ - pos_));
+      for_each_covered(layout_, pos_, data.first(n),
+                       [&](std::uint64_t, ByteView piece) { hasher_.update(piece); });
+    }
+    pos_ += data.size();
+  }
+  Bytes finish() { return hasher_.finish(); }
+
+ private:
+  SignedOutput& out_;
+  const Layout& layout_;
+  const std::uint64_t end_;
+  std::uint64_t pos_ = 0;
+  Hasher hasher_;
+};
+
+}  // namespace
+
+void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
+                     std::string_view name) {
+  const std::uint64_t signed_size = round8(layout.content_end()) + 8 + round8(max_signature_bytes);
+  if (signed_size >= kFourGiB)
+    fail(name, "the file is " + std::to_string(layout.file_size) +
+                   " bytes: with a signature (up to " + std::to_string(max_signature_bytes) +
+                   " bytes) it would be 4 GiB or larger, beyond what PE allows; nothing was "
+                   "requested for it");
+}
+
+Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& sink,
+                   std::string_view name, std::optional<ChecksumSum> content_sum, DigestAlg alg) {
   if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
   if (src.size() != layout.file_size) fail(name, "the file changed size while it was being signed");
   const std::uint64_t end = layout.content_end();
@@ -312,6 +352,8 @@ void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedO
   const std::uint64_t table_size = 8 + round8(pkcs7_der.size());
   if (table_offset + table_size >= kFourGiB)
     fail(name, "the signed file would be 4 GiB or larger, beyond what PE allows");
+  // The written image's digest covers everything before its certificate table.
+  DigestingOutput out(sink, layout, table_offset, alg);
 
   // Everything appended: padding to 8, WIN_CERTIFICATE header, DER, padding to 8.
   Bytes tail(table_offset - end + table_size, 0);
@@ -364,6 +406,7 @@ void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedO
   if (copied.finish(0) != content_sum->finish(0))
     fail(name, "the file changed while it was being signed");
   out.write(tail);
+  return out.finish();
 }
 
 namespace {
@@ -391,11 +434,15 @@ class PeFile final : public SignableFile {
     return layout_.pkcs7_der;
   }
 
-  void write_signed(ByteView pkcs7_der, SignedOutput& out) override {
+  void check_can_embed(std::uint64_t max_signature_bytes) const override {
+    pe::check_can_embed(layout_, max_signature_bytes, name_);
+  }
+
+  Bytes write_signed(ByteView pkcs7_der, SignedOutput& out, DigestAlg alg) override {
     platform::ReadFile f(path());
     FileSource src(f);
     check_unchanged(src);
-    pe::write_signed(src, layout_, pkcs7_der, out, name_, content_sum_);
+    return pe::write_signed(src, layout_, pkcs7_der, out, name_, content_sum_, alg);
   }
 
  private:

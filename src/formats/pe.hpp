@@ -102,11 +102,20 @@ inline Bytes authenticode_digest(Source& src, const Layout& layout, DigestAlg al
   return scan(src, layout, alg).digest;
 }
 
-// Streams the image with `pkcs7_der` as its only signature to `out`. `content_sum` from an earlier
-// scan() saves a read pass; it is checked against the bytes actually copied, so a file changed in
-// between is an error rather than a broken signature.
-void write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
-                  std::string_view name, std::optional<ChecksumSum> content_sum = std::nullopt);
+// Throws FileError "<name>: ..." if the image, signed with a signature of up to
+// `max_signature_bytes` of DER, would be 4 GiB or larger (the certificate table's offset and size
+// are 32-bit fields). Cheap: it needs the layout only, not a pass over the file.
+void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
+                     std::string_view name);
+
+// Streams the image with `pkcs7_der` as its only signature to `out`, and returns the Authenticode
+// digest (`alg`) of the image as written: the bytes handed to `out`, hashed as they go. It equals
+// the digest scan() gave only if the file's content did not change in between; the caller
+// compares the two. `content_sum` from an earlier scan() saves a read pass; it is checked against
+// the bytes actually copied too (a cheap first line, blind to a swap of two words).
+Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
+                   std::string_view name, std::optional<ChecksumSum> content_sum = std::nullopt,
+                   DigestAlg alg = DigestAlg::sha256);
 
 // The SignableFile for a PE image. Reopens the file for each operation rather than holding it
 // open, so the caller can replace it (Windows refuses to rename over an open file).

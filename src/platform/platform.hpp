@@ -53,9 +53,20 @@ class ReadFile {
   std::uint64_t pos_ = 0;
 };
 
-// A new version of `target`, written beside it under a temporary name and moved over it only by
-// commit(). Destroying it without commit() deletes the temporary file: the target is either the
-// old bytes or the complete new ones, never something in between.
+// A new version of `target`, written beside it and moved over it only by commit(). Destroying it
+// without commit() discards the copy: the target is either the old bytes or the complete new
+// ones, never something in between, and nothing is left in the target's folder.
+//
+// On Linux the copy is an unnamed file (O_TMPFILE) in the target's folder, linked in under a
+// short temporary name only at commit() and renamed over the target at once: a process killed
+// by anything (SIGKILL, the OOM killer) leaves no trace of it. Where O_TMPFILE is not supported
+// (some file systems, macOS, Windows) the copy has a short temporary name from the start; it is
+// removed on every error, by abandon_temporaries() on a second Ctrl-C, and on Windows by the
+// system when the process dies while it is being written (delete-on-close). Temporary names
+// match is_temporary_name() and stay short (23 bytes), so a target whose name has the file
+// system's maximum length (255 bytes) can be replaced too.
+//
+// Threading: one object per thread; distinct objects may be used concurrently.
 class ReplaceFile {
  public:
   explicit ReplaceFile(const std::filesystem::path& target);
@@ -64,6 +75,10 @@ class ReplaceFile {
   ReplaceFile& operator=(const ReplaceFile&) = delete;
 
   void write(ByteView data);
+  // A path to open the copy by for reading until commit(), e.g. to check it: the temporary's
+  // name, or for an unnamed copy /proc/self/fd/N.
+  std::filesystem::path read_path() const;
+  // The temporary name; empty while the copy is unnamed.
   const std::filesystem::path& temp_path() const { return temp_; }
   // Flushes to stable storage, closes, keeps the target's permissions, atomically renames.
   void close();   // flush and close without renaming (so the copy can be re-read and checked)
@@ -73,8 +88,19 @@ class ReplaceFile {
   std::filesystem::path target_;
   std::filesystem::path temp_;
   std::FILE* f_ = nullptr;
+  int unnamed_fd_ = -1;  // Linux: the O_TMPFILE copy, open until it is linked or discarded
   bool committed_ = false;
 };
+
+// True for a file name of the form ReplaceFile gives its temporaries (".tsign-HEX.tmp", also
+// after a file name: "app.exe.tsign-HEX.tmp", as earlier versions named them). A folder scan
+// never selects such a file: it is a copy being written, or one a killed run left behind.
+bool is_temporary_name(std::string_view file_name);
+
+// Removes every named temporary of a ReplaceFile not yet committed or discarded, and keeps any
+// new one from being created, for a process about to end at once (a second Ctrl-C): the next
+// call must be std::_Exit. Unnamed (O_TMPFILE) copies need nothing: they vanish with the process.
+void abandon_temporaries();
 
 // True if the file's permissions or attributes forbid writing it (root included: we honour the
 // read-only bit rather than overriding it).

@@ -61,9 +61,10 @@ class MemoryFile : public formats::SignableFile {
     return hash(alg, content_);
   }
   std::optional<Bytes> existing_signature() override { return signature; }
-  void write_signed(ByteView pkcs7_der, formats::SignedOutput& out) override {
+  Bytes write_signed(ByteView pkcs7_der, formats::SignedOutput& out, DigestAlg alg) override {
     out.write(content_);
     out.write(pkcs7_der);
+    return hash(alg, content_);
   }
   Bytes& content() { return content_; }
 

@@ -438,3 +438,55 @@ TEST_CASE("files of 4 GiB or more are refused without being read", "[pe]") {
   in.read(reinterpret_cast<char*>(again.data()), static_cast<std::streamsize>(again.size()));
   CHECK(again == head);
 }
+
+TEST_CASE("write_signed returns the digest of the bytes it wrote, which a swap of words changes",
+          "[pe][write]") {
+  tsign::test::TempDir tmp("pe-written");
+  Bytes der = extract_signature(fixture("pe64-signed-leaf.exe"), tmp / "sig.der");
+  for (const char* name : {"pe64.exe", "pe32.dll", "pe64-overlay.exe", "pe64-signed.exe"}) {
+    for (auto alg : {DigestAlg::sha256, DigestAlg::sha512}) {
+      INFO(name);
+      fs::copy_file(fixture(name), tmp / "a.exe", fs::copy_options::overwrite_existing);
+      auto f = tsign::formats::open(tmp / "a.exe");
+      const Bytes digest = f->digest(alg);
+      MemoryOutput out;
+      CHECK(f->write_signed(der, out, alg) == digest);
+      // The digest of the written image as a verifier computes it.
+      pe::MemorySource written(out.bytes, "written");
+      CHECK(pe::authenticode_digest(written, pe::parse(written, "written"), alg) == digest);
+
+      // Two different words swapped after the digest: the PE checksum's sum cannot see it.
+      Bytes b = read_all(tmp / "a.exe");
+      std::size_t at = 0x600;
+      while (get32(b, at) >> 16 == (get32(b, at) & 0xFFFF)) at += 2;
+      std::swap(b[at], b[at + 2]);
+      std::swap(b[at + 1], b[at + 3]);
+      write_all(tmp / "a.exe", b);
+      MemoryOutput again;
+      CHECK(f->write_signed(der, again, alg) != digest);
+    }
+  }
+}
+
+TEST_CASE("a PE that would reach 4 GiB with its signature is refused from its layout alone",
+          "[pe][write]") {
+  auto f = tsign::formats::open(fixture("pe64.exe"));
+  pe::MemorySource src(read_all(fixture("pe64.exe")), "pe64.exe");
+  pe::Layout l = pe::parse(src, "huge.exe");
+  const std::uint64_t four_gib = std::uint64_t{1} << 32;
+  const std::uint64_t budget = 1 << 20;
+  // The largest unsigned image that fits: with the 8-byte WIN_CERTIFICATE header and a signature
+  // of the whole budget it ends 8 bytes short of 4 GiB; 8 bytes more reach it.
+  l.file_size = four_gib - 8 - budget - 8;
+  CHECK_NOTHROW(pe::check_can_embed(l, budget, "huge.exe"));
+  l.file_size += 8;
+  std::string message;
+  try {
+    pe::check_can_embed(l, budget, "huge.exe");
+  } catch (const tsign::FileError& e) {
+    message = e.what();
+  }
+  CHECK_THAT(message, Catch::Contains("huge.exe") && Catch::Contains("4 GiB"));
+  // A small file is never refused, whatever it carries now.
+  CHECK_NOTHROW(f->check_can_embed(budget));
+}

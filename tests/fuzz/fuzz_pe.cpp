@@ -41,8 +41,9 @@ std::string check_written(ByteView data, const formats::pe::Layout& layout, cons
                           ByteView der, const formats::pe::ChecksumSum* sum) {
   formats::pe::MemorySource src(data, "input");
   MemoryOutput out;
-  formats::pe::write_signed(src, layout, der, out, "input",
-                            sum ? std::optional(*sum) : std::nullopt);
+  const Bytes written = formats::pe::write_signed(src, layout, der, out, "input",
+                                                  sum ? std::optional(*sum) : std::nullopt);
+  if (written != digest) return "write_signed reports another digest than the one it was given";
   if (out.bytes.size() % 8 != 0) return "written image is not 8-byte aligned";
   formats::pe::MemorySource again(out.bytes, "output");
   formats::pe::Layout l2;

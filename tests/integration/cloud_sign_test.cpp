@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -276,4 +278,69 @@ TEST_CASE("Ctrl-C: the file in flight is finished, none is started, exit 130, sa
   CHECK(report.at("exit_code").as_int64() == 130);
   CHECK(report.at("interrupted").as_string() == "SIGINT");
   CHECK(report.at("deadline_passed").as_bool() == false);
+}
+
+// ---- The write path (issue 12, items 5 and 10) ----
+
+TEST_CASE("a file edited while tsign waits for the service fails and keeps the edit",
+          "[integration][cloud][write]") {
+  TempDir d;
+  // The service answers the sign request "in progress, come back in 3 s": the file is edited
+  // in that window, after its digest went out and before the signed copy is written.
+  Emulator emu(emulator_state(d), {"--polls-before-success", "0", "--poll-retry-after", "3"});
+  auto f = d.copy("pe64.exe", "bin/app.exe");
+  auto run = std::async(std::launch::async, [&] {
+    return sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
+  });
+  // Waiting on the thing itself: the sign request in the emulator's log.
+  while (emu.count("sign") == 0 &&
+         run.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
+  }
+  REQUIRE(emu.count("sign") == 1);
+  // Swap two different 16-bit words inside the first section, in place: the size and the PE
+  // checksum (a sum of words) stay the same, the content does not.
+  auto bytes = read_file(f);
+  std::size_t at = 0x600;
+  while (bytes.compare(at, 2, bytes, at + 2, 2) == 0) at += 2;
+  REQUIRE(at < 0x800);
+  std::swap_ranges(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                   bytes.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                   bytes.begin() + static_cast<std::ptrdiff_t>(at + 2));
+  {
+    std::fstream io(f, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(static_cast<std::streamoff>(at));
+    io.write(bytes.data() + at, 4);
+    REQUIRE(io.good());
+  }
+  auto r = run.get();
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("changed while it was being signed") != std::string::npos);
+  CHECK(r.out.find("app.exe") != std::string::npos);
+  CHECK(read_file(f) == bytes);  // the user's edit, not a copy signed over other bytes
+  CHECK(listing(d.path / "bin") == std::vector<std::string>{"app.exe"});
+}
+
+TEST_CASE("a PE that would reach 4 GiB once signed is refused before a signature is requested",
+          "[integration][cloud][write]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  // Sparse: 4 GiB less 1 KiB of which only the fixture's bytes take disk space. Under 4 GiB, so
+  // it opens; the certificate table cannot fit below the 4 GiB the PE fields can address.
+  auto f = d.copy("pe64.exe", "bin/huge.exe");
+  const std::uint64_t size = (std::uint64_t{1} << 32) - 1024;
+  fs::resize_file(f, size);
+  auto head = read_file(fixture("pe64.exe"));
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=120") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("huge.exe") != std::string::npos);
+  CHECK(r.out.find("4 GiB") != std::string::npos);
+  CHECK(emu.count("sign") == 0);  // nothing paid for in vain
+  CHECK(fs::file_size(f) == size);
+  std::ifstream in(f, std::ios::binary);
+  std::string start(head.size(), '\0');
+  in.read(start.data(), static_cast<std::streamsize>(start.size()));
+  CHECK(start == head);
+  CHECK(listing(d.path / "bin") == std::vector<std::string>{"huge.exe"});
 }

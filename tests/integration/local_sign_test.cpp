@@ -6,6 +6,16 @@
 #include <sstream>
 
 #include <boost/json.hpp>
+#include <memory>
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char** environ;
+#endif
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
@@ -463,3 +473,197 @@ TEST_CASE(
   CHECK(summary.find("my\\_tool", failures) == std::string::npos);
   CHECK(summary.find("could not be written") != std::string::npos);
 }
+// ---- The write path: long names, no debris, tsign's own temporaries (issue 12, items 6, 7) ----
+
+TEST_CASE("names of 250 and 255 bytes sign and verify, nothing left beside them",
+          "[integration][local][write]") {
+  // 255 bytes is the longest name ext4, XFS, btrfs and APFS allow: the temporary copy written
+  // beside such a file must not be named after it plus a suffix.
+  TempDir d;
+  const std::string n250 = std::string(246, 'a') + ".exe";
+  const std::string n255 = std::string(251, 'b') + ".dll";
+  REQUIRE(n250.size() == 250);
+  REQUIRE(n255.size() == 255);
+  auto a = d.copy("pe64.exe", n250);
+  auto b = d.copy("pe32.dll", n255);
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(a.string()) + " " +
+                     quote(b.string()));
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("2 signed, 0 failed") != std::string::npos);
+  CHECK(ossl_verify(a).code == 0);
+  CHECK(ossl_verify(b).code == 0);
+  CHECK(listing(d.path) == std::vector<std::string>{n250, n255});
+}
+
+TEST_CASE("a stale temporary of tsign in a folder is neither selected nor signed, and is warned of",
+          "[integration][local][write]") {
+  TempDir d;
+  auto app = d.copy("pe64.exe", "bin/app.exe");
+  // A half-written copy left by a killed run of an older tsign: a PE by content (its headers
+  // were written first), so "every supported file" would otherwise take it.
+  auto stale = d.copy("pe64.exe", "bin/app.exe.tsign-ab12cd34ef56.tmp");
+  auto hidden = d.copy("pe32.dll", "bin/.tsign-0123456789ab.tmp");
+  const auto stale_before = read_file(stale), hidden_before = read_file(hidden);
+  for (std::string filter : {"", " --files-folder-filter '*'"}) {
+    INFO("filter:" << filter);
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " +
+                       d.q("bin") + filter);
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("1 signed, 0 failed") != std::string::npos);
+    CHECK(r.out.find("app.exe.tsign-ab12cd34ef56.tmp") != std::string::npos);  // warned, named
+    CHECK(r.out.find(".tsign-0123456789ab.tmp") != std::string::npos);
+    CHECK(read_file(stale) == stale_before);
+    CHECK(read_file(hidden) == hidden_before);
+    CHECK(ossl_verify(app).code == 0);
+  }
+}
+
+#ifndef _WIN32
+namespace {
+
+// `tsign` started in the background (output to a file), so a test can signal it mid-write.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const fs::path& out_file,
+             const std::vector<std::string>& env_extra = {}) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<std::string> argv_s = {TSIGN_BINARY};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+    env_s.insert(env_s.end(), env_extra.begin(), env_extra.end());
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    if (posix_spawn(&pid_, TSIGN_BINARY, &fa, nullptr, argv.data(), envp.data()) != 0)
+      throw std::runtime_error("cannot start tsign");
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);  // never kill(-1): once reaped, there is no one to signal
+  }
+  bool exited() {
+    if (pid_ <= 0) return true;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) != pid_) return false;
+    status_ = st;
+    pid_ = -1;
+    return true;
+  }
+  int wait() {
+    if (pid_ > 0) {
+      int st = 0;
+      while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+      status_ = st;
+      pid_ = -1;
+    }
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+};
+
+// True once `pid` holds the signed copy of a file of `dir` open: a named temporary in the folder
+// (`*.tsign-*.tmp`), or an unnamed one (O_TMPFILE), which /proc shows as "DIR/#INODE (deleted)".
+bool writing_a_copy(pid_t pid, const fs::path& dir) {
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().find(".tsign-") != std::string::npos) return true;
+  const std::string prefix = dir.string() + "/";
+  for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code lec;
+    auto target = fs::read_symlink(e.path(), lec).string();
+    if (!lec && target.rfind(prefix, 0) == 0 && target.ends_with(" (deleted)")) return true;
+  }
+  return false;
+}
+
+// A PE of `bytes` (its overlay a sparse run of zeros: cheap on disk, the copy is real bytes).
+fs::path big_pe(const TempDir& d, const std::string& name, std::uint64_t bytes) {
+  auto f = d.copy("pe64.exe", name);
+  fs::resize_file(f, bytes);
+  return f;
+}
+
+// Starts `tsign sign` on `file` and returns once it is writing the signed copy (the process
+// still running), or nullopt if it finished first.
+std::unique_ptr<Background> start_and_catch_writing(const TempDir& d, const fs::path& file,
+                                                    const std::vector<std::string>& env = {}) {
+  auto bg = std::make_unique<Background>(
+      std::vector<std::string>{"sign", "--key", fixture("leaf.key").string(), "--cert",
+                               fixture("chain.pem").string(),
+                               "--timestamp-rfc3161=", file.string()},
+      d.path / "out" / "tsign.log", env);
+  for (;;) {
+    if (writing_a_copy(bg->pid(), file.parent_path())) return bg;
+    if (bg->exited()) return nullptr;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a signing run killed while writing leaves no temporary file in the user's folder",
+          "[integration][local][write]") {
+  if (std::getenv("TSIGN_TEST_BINARY")) {
+    WARN("skipped under TSIGN_TEST_BINARY: signals and /proc are the native binary's");
+    return;
+  }
+  // SIGKILL (as an OOM kill) can be caught by nothing: only an unnamed temporary leaves no
+  // trace. Then the second Ctrl-C (which ends the process at once), with the named temporaries
+  // used where the file system has no O_TMPFILE (forced here).
+  struct Case {
+    std::string what;
+    std::vector<int> signals;
+    std::vector<std::string> env;
+  };
+  for (const auto& c :
+       {Case{"SIGKILL", {SIGKILL}, {}}, Case{"SIGINT twice", {SIGINT, SIGINT}, {}},
+        Case{"SIGINT twice, named temporary", {SIGINT, SIGTERM}, {"TSIGN_NO_TMPFILE=1"}}}) {
+    INFO(c.what);
+    TempDir d;
+    fs::create_directories(d.path / "out");
+    std::unique_ptr<Background> bg;
+    // 256 MiB takes long enough to write that the copy is caught in flight; a machine fast
+    // enough to finish first gets another try with a fresh file.
+    for (int attempt = 0; attempt < 3 && !bg; ++attempt) {
+      auto f = big_pe(d, "bin/big.exe", 256u << 20);
+      bg = start_and_catch_writing(d, f, c.env);
+    }
+    REQUIRE(bg);
+    const auto log = d.path / "out" / "tsign.log";
+    for (std::size_t i = 0; i < c.signals.size(); ++i) {
+      // A second signal sent before the first is handled would merge with it: wait until tsign
+      // says it is finishing the files in flight.
+      while (i > 0 && read_file(log).find("interrupt again") == std::string::npos &&
+             !bg->exited()) {
+      }
+      bg->signal(c.signals[i]);
+    }
+    bg->wait();
+    INFO(read_file(log));
+    CHECK(listing(d.path / "bin") == std::vector<std::string>{"big.exe"});
+    CHECK(fs::file_size(d.path / "bin" / "big.exe") == (256u << 20));  // never half-written
+  }
+}
+#endif
