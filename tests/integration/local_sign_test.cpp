@@ -467,7 +467,7 @@ TEST_CASE(
   INFO(summary);
   CHECK(summary.find("| 2.9 KiB | failed |") != std::string::npos);
   // Inside a code span nothing is unescaped: the name appears as it is, without backslashes.
-  CHECK(summary.find("out/my_tool[v2].exe`: not a supported file format") != std::string::npos);
+  CHECK(summary.find("my_tool[v2].exe`: not a supported file format") != std::string::npos);
   auto failures = summary.find("### Failures");
   REQUIRE(failures != std::string::npos);
   CHECK(summary.find("my\\_tool", failures) == std::string::npos);
