@@ -6,6 +6,7 @@
 // Every structure is encoded and parsed by OpenSSL (templates in spc_asn1.cpp, PKCS7_* APIs).
 #include "authenticode/authenticode.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -658,13 +659,18 @@ Bytes nest(ByteView outer_der, ByteView inner_der) {
 bool VerifyResult::ok() const {
   if (signatures.empty()) return false;
   for (const auto& s : signatures)
-    if (!s.problems.empty()) return false;
+    if (s.entry == 0 && !s.problems.empty()) return false;
   return true;
+}
+
+std::size_t VerifyResult::primary_count() const {
+  return static_cast<std::size_t>(std::count_if(
+      signatures.begin(), signatures.end(), [](const SignatureReport& s) { return s.entry == 0; }));
 }
 
 std::string VerifyResult::first_problem() const {
   for (std::size_t i = 0; i < signatures.size(); ++i) {
-    if (signatures[i].problems.empty()) continue;
+    if (signatures[i].entry != 0 || signatures[i].problems.empty()) continue;
     std::string prefix = signatures[i].nested ? "nested signature " + std::to_string(i) + ": " : "";
     return prefix + signatures[i].problems.front();
   }
@@ -690,6 +696,12 @@ VerifyResult verify(formats::SignableFile& file, const VerifyOptions& opts) {
   }
   Verifier v{file, opts, roots, opts.tsa_roots ? opts.tsa_roots : roots, {}, {}};
   v.check(*existing, false);
+  const auto others = file.other_signatures();
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    const std::size_t first = v.reports.size();
+    v.check(others[i], false);
+    for (std::size_t k = first; k < v.reports.size(); ++k) v.reports[k].entry = i + 1;
+  }
   result.signatures = std::move(v.reports);
   return result;
 }

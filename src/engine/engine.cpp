@@ -345,7 +345,10 @@ class Run {
   void write(FileResult& r, Prepared& p, const Bytes& der) {
     platform::ReplaceFile out(r.path);
     HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
-    p.file->write_signed(der, hashing);
+    if (settings_.append)
+      p.file->write_signed_keeping_others(der, hashing);
+    else
+      p.file->write_signed(der, hashing);
     out.close();
     // The copy is checked before it replaces the original: parsed again as a whole by the format
     // (structure, certificate table at the end, nothing smuggled after the signature) and its

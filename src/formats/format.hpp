@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
@@ -46,6 +47,16 @@ class SignableFile {
   // Writes the whole file with `pkcs7_der` (a DER ContentInfo) as its only signature, replacing
   // any existing one, to `out` (streamed). The caller makes `out` replace the file atomically.
   virtual void write_signed(ByteView pkcs7_der, SignedOutput& out) = 0;
+
+  // The DER PKCS#7s of further signatures the file carries beside the primary one, in file order
+  // (PE: the certificate table's later WIN_CERTIFICATE entries). Windows checks only the primary.
+  virtual std::vector<Bytes> other_signatures() { return {}; }
+
+  // append-signature: as write_signed, but the other signatures stay, unchanged, after the new
+  // primary one (replacing drops them: the new signature is then the file's only one).
+  virtual void write_signed_keeping_others(ByteView pkcs7_der, SignedOutput& out) {
+    write_signed(pkcs7_der, out);
+  }
 
  protected:
   explicit SignableFile(std::filesystem::path p) : path_(std::move(p)) {}
