@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include <openssl/asn1.h>
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/ts.h>
@@ -53,6 +54,11 @@ void free_stack_only(STACK_OF(X509) * sk) {
   sk_X509_free(sk);
 }
 using BorrowedCertsPtr = OsslPtr<STACK_OF(X509), free_stack_only>;
+void free_certs(STACK_OF(X509) * sk) {
+  sk_X509_pop_free(sk, X509_free);
+}
+using CertsPtr = OsslPtr<STACK_OF(X509), free_certs>;
+using CmsPtr = OsslPtr<CMS_ContentInfo, CMS_ContentInfo_free>;
 
 AsnObjectPtr oid(const char* dotted) {
   AsnObjectPtr o(OBJ_txt2obj(dotted, 1));
@@ -283,14 +289,28 @@ struct Verifier {
   // RFC 3161 token over `enc_digest`; returns the genTime when the token is sound.
   std::optional<std::time_t> check_timestamp(const ASN1_TYPE* value, ByteView enc_digest,
                                              SignatureReport& r) {
+    // Parsed as CMS (RFC 5652), not PKCS#7: real tokens carry certificate choices PKCS#7 cannot
+    // read (Microsoft's time-stamp authority adds an attribute certificate, [1], to the
+    // certificates of the tokens in the Microsoft-signed shimx64.efi).
     auto der = sequence_der(value);
-    auto token = der ? try_parse_pkcs7(*der) : std::nullopt;
-    if (!token || !PKCS7_type_is_signed(token->get())) {
-      r.problems.push_back("time-stamp: the token is not a PKCS#7 SignedData");
+    CmsPtr token;
+    if (der) {
+      const unsigned char* p = der->data();
+      token.reset(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der->size())));
+    }
+    if (!token || OBJ_obj2nid(CMS_get0_type(token.get())) != NID_pkcs7_signed) {
+      ERR_clear_error();
+      r.problems.push_back("time-stamp: the token is not a CMS SignedData");
       return std::nullopt;
     }
     r.timestamped = true;
-    TstInfoPtr tst(PKCS7_to_TS_TST_INFO(token->get()));
+    TstInfoPtr tst;
+    ASN1_OCTET_STRING** content = CMS_get0_content(token.get());
+    if (OBJ_obj2nid(CMS_get0_eContentType(token.get())) == NID_id_smime_ct_TSTInfo && content &&
+        *content) {
+      const unsigned char* p = (*content)->data;
+      tst.reset(d2i_TS_TST_INFO(nullptr, &p, (*content)->length));
+    }
     if (!tst) {
       ERR_clear_error();
       r.problems.push_back("time-stamp: the token holds no TSTInfo");
@@ -320,12 +340,13 @@ struct Verifier {
 
     // The token's own signature (chain checked below, at genTime, with the TSA roots).
     BioPtr sink(BIO_new(BIO_s_null()));
-    if (PKCS7_verify(token->get(), nullptr, nullptr, nullptr, sink.get(), PKCS7_NOVERIFY) != 1) {
+    if (CMS_verify(token.get(), nullptr, nullptr, nullptr, sink.get(),
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
       r.problems.push_back("time-stamp: the token's signature does not verify: " +
                            openssl_error_text());
       return std::nullopt;
     }
-    BorrowedCertsPtr signers(PKCS7_get0_signers(token->get(), nullptr, 0));
+    BorrowedCertsPtr signers(CMS_get0_signers(token.get()));
     X509* tsa =
         signers && sk_X509_num(signers.get()) > 0 ? sk_X509_value(signers.get(), 0) : nullptr;
     if (!tsa) {
@@ -340,7 +361,8 @@ struct Verifier {
     }
     auto when = to_time_t(gen);
     if (opts.check_trust) {
-      if (auto p = chain_problem(tsa_roots, tsa, token->get()->d.sign->cert, when)) {
+      CertsPtr certs(CMS_get1_certs(token.get()));
+      if (auto p = chain_problem(tsa_roots, tsa, certs.get(), when)) {
         r.problems.push_back("time-stamp: the authority's certificate is not trusted: " + *p);
         ok = false;
       }
