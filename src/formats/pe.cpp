@@ -1,7 +1,9 @@
 // PE/COFF images: Microsoft "PE Format" (learn.microsoft.com/windows/win32/debug/pe-format),
 // "Optional Header Data Directories" and "The Attribute Certificate Table (Image Only)", and
 // "Windows Authenticode Portable Executable Signature Format" for the digest. Behaviour on edge
-// cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output.
+// cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output;
+// a certificate table of several WIN_CERTIFICATE entries, which osslsigncode 2.9 cannot read, is
+// handled as README "What tsign guarantees" describes (the first entry is the primary).
 #include "formats/pe.hpp"
 
 #include <algorithm>
