@@ -206,7 +206,9 @@ std::uint64_t read_entry(std::string_view name, ByteView table, std::uint64_t at
   // The DER's own length says where the signature ends; d2i parses exactly one object.
   const unsigned char* p = e + 8;
   PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(dw_length - 8)));
-  if (!p7 || !PKCS7_type_is_signed(p7.get())) {
+  // The primary's content is judged by verification (as before several entries were read); a
+  // further entry is kept as it stands, so it must at least be what a signature is.
+  if (!p7 || (index > 1 && !PKCS7_type_is_signed(p7.get()))) {
     ERR_clear_error();
     fail(name, index == 1 ? std::string("the existing signature is not a valid PKCS#7 structure")
                           : what + " is not a valid PKCS#7 SignedData");
