@@ -6,12 +6,14 @@
 // Every structure is encoded and parsed by OpenSSL (templates in spc_asn1.cpp, PKCS7_* APIs).
 #include "authenticode/authenticode.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <string_view>
 
 #include <openssl/asn1.h>
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/ts.h>
@@ -52,6 +54,11 @@ void free_stack_only(STACK_OF(X509) * sk) {
   sk_X509_free(sk);
 }
 using BorrowedCertsPtr = OsslPtr<STACK_OF(X509), free_stack_only>;
+void free_certs(STACK_OF(X509) * sk) {
+  sk_X509_pop_free(sk, X509_free);
+}
+using CertsPtr = OsslPtr<STACK_OF(X509), free_certs>;
+using CmsPtr = OsslPtr<CMS_ContentInfo, CMS_ContentInfo_free>;
 
 AsnObjectPtr oid(const char* dotted) {
   AsnObjectPtr o(OBJ_txt2obj(dotted, 1));
@@ -282,14 +289,28 @@ struct Verifier {
   // RFC 3161 token over `enc_digest`; returns the genTime when the token is sound.
   std::optional<std::time_t> check_timestamp(const ASN1_TYPE* value, ByteView enc_digest,
                                              SignatureReport& r) {
+    // Parsed as CMS (RFC 5652), not PKCS#7: real tokens carry certificate choices PKCS#7 cannot
+    // read (Microsoft's time-stamp authority adds an attribute certificate, [1], to the
+    // certificates of the tokens in the Microsoft-signed shimx64.efi).
     auto der = sequence_der(value);
-    auto token = der ? try_parse_pkcs7(*der) : std::nullopt;
-    if (!token || !PKCS7_type_is_signed(token->get())) {
-      r.problems.push_back("time-stamp: the token is not a PKCS#7 SignedData");
+    CmsPtr token;
+    if (der) {
+      const unsigned char* p = der->data();
+      token.reset(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der->size())));
+    }
+    if (!token || OBJ_obj2nid(CMS_get0_type(token.get())) != NID_pkcs7_signed) {
+      ERR_clear_error();
+      r.problems.push_back("time-stamp: the token is not a CMS SignedData");
       return std::nullopt;
     }
     r.timestamped = true;
-    TstInfoPtr tst(PKCS7_to_TS_TST_INFO(token->get()));
+    TstInfoPtr tst;
+    ASN1_OCTET_STRING** content = CMS_get0_content(token.get());
+    if (OBJ_obj2nid(CMS_get0_eContentType(token.get())) == NID_id_smime_ct_TSTInfo && content &&
+        *content) {
+      const unsigned char* p = (*content)->data;
+      tst.reset(d2i_TS_TST_INFO(nullptr, &p, (*content)->length));
+    }
     if (!tst) {
       ERR_clear_error();
       r.problems.push_back("time-stamp: the token holds no TSTInfo");
@@ -319,12 +340,13 @@ struct Verifier {
 
     // The token's own signature (chain checked below, at genTime, with the TSA roots).
     BioPtr sink(BIO_new(BIO_s_null()));
-    if (PKCS7_verify(token->get(), nullptr, nullptr, nullptr, sink.get(), PKCS7_NOVERIFY) != 1) {
+    if (CMS_verify(token.get(), nullptr, nullptr, nullptr, sink.get(),
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
       r.problems.push_back("time-stamp: the token's signature does not verify: " +
                            openssl_error_text());
       return std::nullopt;
     }
-    BorrowedCertsPtr signers(PKCS7_get0_signers(token->get(), nullptr, 0));
+    BorrowedCertsPtr signers(CMS_get0_signers(token.get()));
     X509* tsa =
         signers && sk_X509_num(signers.get()) > 0 ? sk_X509_value(signers.get(), 0) : nullptr;
     if (!tsa) {
@@ -339,7 +361,8 @@ struct Verifier {
     }
     auto when = to_time_t(gen);
     if (opts.check_trust) {
-      if (auto p = chain_problem(tsa_roots, tsa, token->get()->d.sign->cert, when)) {
+      CertsPtr certs(CMS_get1_certs(token.get()));
+      if (auto p = chain_problem(tsa_roots, tsa, certs.get(), when)) {
         r.problems.push_back("time-stamp: the authority's certificate is not trusted: " + *p);
         ok = false;
       }
@@ -658,13 +681,18 @@ Bytes nest(ByteView outer_der, ByteView inner_der) {
 bool VerifyResult::ok() const {
   if (signatures.empty()) return false;
   for (const auto& s : signatures)
-    if (!s.problems.empty()) return false;
+    if (s.entry == 0 && !s.problems.empty()) return false;
   return true;
+}
+
+std::size_t VerifyResult::primary_count() const {
+  return static_cast<std::size_t>(std::count_if(
+      signatures.begin(), signatures.end(), [](const SignatureReport& s) { return s.entry == 0; }));
 }
 
 std::string VerifyResult::first_problem() const {
   for (std::size_t i = 0; i < signatures.size(); ++i) {
-    if (signatures[i].problems.empty()) continue;
+    if (signatures[i].entry != 0 || signatures[i].problems.empty()) continue;
     std::string prefix = signatures[i].nested ? "nested signature " + std::to_string(i) + ": " : "";
     return prefix + signatures[i].problems.front();
   }
@@ -690,6 +718,12 @@ VerifyResult verify(formats::SignableFile& file, const VerifyOptions& opts) {
   }
   Verifier v{file, opts, roots, opts.tsa_roots ? opts.tsa_roots : roots, {}, {}};
   v.check(*existing, false);
+  const auto others = file.other_signatures();
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    const std::size_t first = v.reports.size();
+    v.check(others[i], false);
+    for (std::size_t k = first; k < v.reports.size(); ++k) v.reports[k].entry = i + 1;
+  }
   result.signatures = std::move(v.reports);
   return result;
 }

@@ -67,6 +67,10 @@ struct SignatureReport {
   bool timestamped = false;
   std::string timestamp_time;  // ISO 8601 UTC, when timestamped
   bool nested = false;
+  // 0: the primary signature or one nested in it (what Windows checks). n > 0: the signature of
+  // the file's (n+1)th certificate-table entry (SignableFile::other_signatures), or one nested in
+  // it: checked and reported, but not part of VerifyResult::ok().
+  std::size_t entry = 0;
   std::vector<std::string> problems;  // empty = this signature verifies
 };
 
@@ -81,14 +85,18 @@ struct VerifyOptions {
 };
 
 struct VerifyResult {
-  std::vector<SignatureReport> signatures;  // primary first, then nested ones
-  bool ok() const;
-  std::string first_problem() const;
+  // The primary first, then its nested ones, then those of other entries (entry > 0).
+  std::vector<SignatureReport> signatures;
+  bool ok() const;                    // the primary and its nested signatures verify
+  std::string first_problem() const;  // of the primary and its nested signatures
+  std::size_t primary_count() const;  // the primary and its nested signatures
 };
 
 // Checks every signature of `file`: the file's digest against the one signed, the signature
 // over the authenticated attributes, the chain to the roots (at the time-stamp's time when
-// there is one, else now), the time-stamp token itself, and nested signatures.
+// there is one, else now), the time-stamp token itself, and nested signatures; then the same
+// for the file's other signatures, which are reported but do not decide (Windows reads only the
+// first entry of a PE certificate table).
 VerifyResult verify(formats::SignableFile& file, const VerifyOptions& opts);
 
 // Leaf certificate facts for the summary and report.

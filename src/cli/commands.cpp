@@ -291,13 +291,22 @@ int run_verify(const Options& o) {
         const auto& s = v.signatures.front();
         std::string extra =
             s.timestamped ? ", time-stamped " + s.timestamp_time : ", no time-stamp";
-        if (v.signatures.size() > 1)
-          extra += ", " + std::to_string(v.signatures.size()) + " signatures";
+        if (v.primary_count() > 1)
+          extra += ", " + std::to_string(v.primary_count()) + " signatures";
         std::printf("OK    %s  (%s, %s%s)\n", name.c_str(), s.subject.c_str(),
                     std::string(digest_name(s.alg)).c_str(), extra.c_str());
       } else {
         all_ok = false;
         std::printf("FAIL  %s: %s\n", name.c_str(), v.first_problem().c_str());
+      }
+      // Further certificate-table entries: Windows does not read them, so they do not decide,
+      // but the user sees what else the file carries.
+      for (const auto& s : v.signatures) {
+        if (s.entry == 0 || s.nested) continue;
+        std::printf("      certificate-table entry %zu: %s, %s: %s (not checked by Windows)\n",
+                    s.entry + 1, s.subject.empty() ? "(no signer)" : s.subject.c_str(),
+                    std::string(digest_name(s.alg)).c_str(),
+                    s.problems.empty() ? "verifies" : s.problems.front().c_str());
       }
     } catch (const Error& e) {
       all_ok = false;

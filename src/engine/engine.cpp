@@ -407,7 +407,9 @@ class Run {
     const auto name = platform::to_utf8(r.path);
     platform::ReplaceFile out(r.target);
     HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
-    const Bytes written = p.file->write_signed(der, hashing, settings_.sign.alg);
+    const Bytes written =
+        settings_.append ? p.file->write_signed_keeping_others(der, hashing, settings_.sign.alg)
+                         : p.file->write_signed(der, hashing, settings_.sign.alg);
     out.close();
     // The bytes written must be the bytes whose digest was signed: a file edited while tsign
     // waited for the service is left as the edit made it, not replaced by a copy whose

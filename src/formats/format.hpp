@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
@@ -57,6 +58,17 @@ class SignableFile {
   // signed is never embedded with a signature over other bytes.
   virtual Bytes write_signed(ByteView pkcs7_der, SignedOutput& out,
                              DigestAlg alg = DigestAlg::sha256) = 0;
+
+  // The DER PKCS#7s of further signatures the file carries beside the primary one, in file order
+  // (PE: the certificate table's later WIN_CERTIFICATE entries). Windows checks only the primary.
+  virtual std::vector<Bytes> other_signatures() { return {}; }
+
+  // append-signature: as write_signed, but the other signatures stay, unchanged, after the new
+  // primary one (replacing drops them: the new signature is then the file's only one).
+  virtual Bytes write_signed_keeping_others(ByteView pkcs7_der, SignedOutput& out,
+                                            DigestAlg alg = DigestAlg::sha256) {
+    return write_signed(pkcs7_der, out, alg);
+  }
 
  protected:
   explicit SignableFile(std::filesystem::path p) : path_(std::move(p)) {}

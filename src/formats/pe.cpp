@@ -1,7 +1,9 @@
 // PE/COFF images: Microsoft "PE Format" (learn.microsoft.com/windows/win32/debug/pe-format),
 // "Optional Header Data Directories" and "The Attribute Certificate Table (Image Only)", and
 // "Windows Authenticode Portable Executable Signature Format" for the digest. Behaviour on edge
-// cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output.
+// cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output;
+// a certificate table of several WIN_CERTIFICATE entries, which osslsigncode 2.9 cannot read, is
+// handled as README "What tsign guarantees" describes (the first entry is the primary).
 #include "formats/pe.hpp"
 
 #include <algorithm>
@@ -36,10 +38,14 @@ constexpr std::uint64_t kOffNumberOfSections = 6;
 constexpr std::uint64_t kOffSizeOfOptionalHeader = 20;
 constexpr std::uint64_t kOffMagic = 24;
 constexpr std::uint64_t kOffCheckSum = 88;
+constexpr std::uint64_t kOffSizeOfHeaders = 84;  // optional header + 60, in PE32 and PE32+ alike
 constexpr std::uint64_t kOffNumberOfRvaAndSizes32 = 116;
 constexpr std::uint64_t kOffCertEntry32 = 152;
 constexpr std::uint64_t kPe32PlusShift = 16;  // PE32+ has 16 more bytes before the directories
 constexpr std::uint64_t kOptionalHeaderStart = 24;
+// In a section header: VirtualSize, VirtualAddress, SizeOfRawData, PointerToRawData.
+constexpr std::size_t kOffSizeOfRawData = 16;
+constexpr std::size_t kOffPointerToRawData = 20;
 
 std::uint16_t le16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
@@ -110,6 +116,42 @@ std::optional<std::string> read_headers(Source& src, Headers& h) {
   return std::nullopt;
 }
 
+// A section's 8-byte name as text for a message (`.text`); bytes that are not printable ASCII
+// become '?', so a damaged header cannot put control characters into a log.
+std::string section_name(const std::uint8_t* p) {
+  std::string n;
+  for (std::size_t i = 0; i < 8 && p[i] != 0; ++i)
+    n += (p[i] >= 0x20 && p[i] < 0x7F && p[i] != '"') ? static_cast<char>(p[i]) : '?';
+  return n;
+}
+
+// A truncated image (usually a build that failed while writing it) is refused: the headers and
+// every section's raw data must lie inside the file (README, "What tsign guarantees").
+void check_not_truncated(Source& src, std::string_view name, const Headers& h,
+                         std::uint64_t section_table, std::uint16_t nsec, std::uint64_t file_size) {
+  const std::uint32_t size_of_headers = le32(&h.nt[kOffSizeOfHeaders]);
+  if (size_of_headers > file_size)
+    fail(name, "the file is truncated: its headers end at " + hex(size_of_headers) +
+                   " (SizeOfHeaders) but the file ends at " + hex(file_size) +
+                   "; a truncated image is usually a failed build: build it again");
+  Bytes table(std::size_t{nsec} * kSectionHeaderSize);
+  src.read_at(section_table, table);
+  for (std::size_t i = 0; i < nsec; ++i) {
+    const std::uint8_t* sh = &table[i * kSectionHeaderSize];
+    const std::uint32_t raw_size = le32(sh + kOffSizeOfRawData);
+    const std::uint32_t raw_ptr = le32(sh + kOffPointerToRawData);
+    // Uninitialised data (.bss) has no bytes in the file.
+    if (raw_size == 0) continue;
+    const std::uint64_t end = std::uint64_t{raw_ptr} + raw_size;
+    if (end > file_size)
+      fail(name, "the file is truncated: section \"" + section_name(sh) + "\" (number " +
+                     std::to_string(i + 1) + ") has its raw data at " + hex(raw_ptr) + ".." +
+                     hex(end) + " (PointerToRawData + SizeOfRawData) but the file ends at " +
+                     hex(file_size) +
+                     "; a truncated image is usually a failed build: build it again");
+  }
+}
+
 // Calls fn(offset, piece) for the parts of [offset, offset+data.size()) that the Authenticode
 // digest covers, i.e. everything except the CheckSum field and the certificate table entry.
 template <typename Fn>
@@ -134,6 +176,59 @@ void patch(std::uint64_t offset, std::span<std::uint8_t> chunk, std::uint64_t fi
   const std::uint64_t a = std::max(offset, field_off);
   const std::uint64_t b = std::min(offset + chunk.size(), field_off + field.size());
   for (std::uint64_t i = a; i < b; ++i) chunk[i - offset] = field[i - field_off];
+}
+
+// Checks the WIN_CERTIFICATE at `at` of the certificate table (the `index`th, from 1) and puts
+// its PKCS#7 in `der`; returns where the next entry starts (entries are 8-byte aligned).
+std::uint64_t read_entry(std::string_view name, ByteView table, std::uint64_t at, std::size_t index,
+                         Bytes& der) {
+  const std::uint64_t rest = table.size() - at;
+  // The primary keeps the plain wording; later entries say which one they are.
+  const std::string what = index == 1 ? std::string("WIN_CERTIFICATE")
+                                      : "WIN_CERTIFICATE number " + std::to_string(index) +
+                                            " (at " + hex(at) + " in the certificate table)";
+  if (rest < 8)
+    fail(name, "the certificate table ends with " + std::to_string(rest) +
+                   " bytes that are not a WIN_CERTIFICATE");
+  const std::uint8_t* e = table.data() + at;
+  const std::uint32_t dw_length = le32(e);
+  const std::uint16_t revision = le16(e + 4);
+  const std::uint16_t type = le16(e + 6);
+  if (revision != kWinCertRevision2)
+    fail(name, what + " revision is " + hex(revision) + ", expected 0x200");
+  if (type != kWinCertTypePkcsSignedData)
+    fail(name, what + " type is " + hex(type) + ", expected 0x2 (PKCS_SIGNED_DATA)");
+  if (dw_length <= 8 || dw_length > rest)
+    fail(name, what + " length " + std::to_string(dw_length) + " does not fit the " +
+                   (index == 1 ? "" : "rest of the ") + "certificate table (" +
+                   std::to_string(rest) + " bytes)");
+
+  // The DER's own length says where the signature ends; d2i parses exactly one object.
+  const unsigned char* p = e + 8;
+  PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(dw_length - 8)));
+  // The primary's content is judged by verification (as before several entries were read); a
+  // further entry is kept as it stands, so it must at least be what a signature is.
+  if (!p7 || (index > 1 && !PKCS7_type_is_signed(p7.get()))) {
+    ERR_clear_error();
+    fail(name, index == 1 ? std::string("the existing signature is not a valid PKCS#7 structure")
+                          : what + " is not a valid PKCS#7 SignedData");
+  }
+  const std::uint64_t der_end = static_cast<std::uint64_t>(p - table.data());
+  // CVE-2013-3900: data appended inside an entry after its signature survives verification by
+  // lax verifiers. Only the zero padding to the next 8-byte boundary may follow the DER.
+  const std::uint64_t end = std::min<std::uint64_t>(round8(at + dw_length), table.size());
+  const bool only_padding =
+      end - der_end < 8 && std::all_of(table.begin() + static_cast<std::ptrdiff_t>(der_end),
+                                       table.begin() + static_cast<std::ptrdiff_t>(end),
+                                       [](std::uint8_t b) { return b == 0; });
+  if (!only_padding)
+    fail(name, (index == 1 ? std::string("the certificate table") : what) + " holds " +
+                   std::to_string(end - der_end) +
+                   " bytes after the PKCS#7 signature beyond its zero padding (the CVE-2013-3900 "
+                   "pattern); remove the signature with a trusted tool and sign again");
+  der.assign(table.begin() + static_cast<std::ptrdiff_t>(at + 8),
+             table.begin() + static_cast<std::ptrdiff_t>(der_end));
+  return end;
 }
 
 class FileSource final : public Source {
@@ -195,6 +290,8 @@ Layout parse(Source& src, std::string_view name) {
       h.e_lfanew + kOptionalHeaderStart + opt_size + std::uint64_t{nsec} * kSectionHeaderSize;
   if (l.headers_end > l.file_size)
     fail(name, "the section table (" + std::to_string(nsec) + " sections) ends outside the file");
+  check_not_truncated(src, name, h, h.e_lfanew + kOptionalHeaderStart + opt_size, nsec,
+                      l.file_size);
 
   const std::uint32_t pos = le32(&h.nt[kOffCertEntry32 + shift]);
   const std::uint32_t len = le32(&h.nt[kOffCertEntry32 + shift + 4]);
@@ -222,37 +319,23 @@ Layout parse(Source& src, std::string_view name) {
 
   Bytes table = Bytes(len);
   src.read_at(pos, table);
-  const std::uint32_t dw_length = le32(&table[0]);
-  const std::uint16_t revision = le16(&table[4]);
-  const std::uint16_t type = le16(&table[6]);
-  if (revision != kWinCertRevision2)
-    fail(name, "WIN_CERTIFICATE revision is " + hex(revision) + ", expected 0x200");
-  if (type != kWinCertTypePkcsSignedData)
-    fail(name, "WIN_CERTIFICATE type is " + hex(type) + ", expected 0x2 (PKCS_SIGNED_DATA)");
-  if (dw_length <= 8 || dw_length > len)
-    fail(name, "WIN_CERTIFICATE length " + std::to_string(dw_length) +
-                   " does not fit the certificate table (" + std::to_string(len) + " bytes)");
-
-  // The DER's own length says where the signature ends; d2i parses exactly one object.
-  const unsigned char* p = table.data() + 8;
-  PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(dw_length - 8)));
-  if (!p7) {
-    ERR_clear_error();
-    fail(name, "the existing signature is not a valid PKCS#7 structure");
+  // Entry by entry: the first is the primary signature, the others are kept (see Layout).
+  std::uint64_t at = 0;
+  for (std::size_t index = 1; at < len; ++index) {
+    Bytes der;
+    const std::uint64_t next = read_entry(name, table, at, index, der);
+    if (index == 1) {
+      l.pkcs7_der = std::move(der);
+    } else {
+      l.other_pkcs7_der.push_back(std::move(der));
+    }
+    if (index == 2)
+      l.other_entries.assign(table.begin() + static_cast<std::ptrdiff_t>(at), table.end());
+    at = next;
   }
-  const std::size_t der_end = static_cast<std::size_t>(p - table.data());
-  // CVE-2013-3900: data appended inside the table after the signature survives verification
-  // by lax verifiers. Only the zero padding to the next 8-byte boundary may follow.
-  const bool only_padding =
-      len - der_end < 8 && std::all_of(table.begin() + static_cast<std::ptrdiff_t>(der_end),
-                                       table.end(), [](std::uint8_t b) { return b == 0; });
-  if (!only_padding)
-    fail(name, "the certificate table holds " + std::to_string(len - der_end) +
-                   " bytes after the PKCS#7 signature beyond its zero padding (the CVE-2013-3900 "
-                   "pattern); remove the signature with a trusted tool and sign again");
+  l.other_entries.resize(round8(l.other_entries.size()), 0);
   l.cert_table_offset = pos;
   l.cert_table_size = len;
-  l.pkcs7_der.assign(table.begin() + 8, table.begin() + static_cast<std::ptrdiff_t>(der_end));
   return l;
 }
 
@@ -335,7 +418,9 @@ class DigestingOutput final : public SignedOutput {
 
 void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
                      std::string_view name) {
-  const std::uint64_t signed_size = round8(layout.content_end()) + 8 + round8(max_signature_bytes);
+  // The other certificate-table entries count too: append-signature keeps them.
+  const std::uint64_t signed_size =
+      round8(layout.content_end()) + 8 + round8(max_signature_bytes) + layout.other_entries.size();
   if (signed_size >= kFourGiB)
     fail(name, "the file is " + std::to_string(layout.file_size) +
                    " bytes: with a signature (up to " + std::to_string(max_signature_bytes) +
@@ -349,19 +434,22 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
   if (src.size() != layout.file_size) fail(name, "the file changed size while it was being signed");
   const std::uint64_t end = layout.content_end();
   const std::uint64_t table_offset = round8(end);
-  const std::uint64_t table_size = 8 + round8(pkcs7_der.size());
+  const std::uint64_t primary_size = 8 + round8(pkcs7_der.size());
+  const std::uint64_t table_size = primary_size + layout.other_entries.size();
   if (table_offset + table_size >= kFourGiB)
     fail(name, "the signed file would be 4 GiB or larger, beyond what PE allows");
   // The written image's digest covers everything before its certificate table.
   DigestingOutput out(sink, layout, table_offset, alg);
 
-  // Everything appended: padding to 8, WIN_CERTIFICATE header, DER, padding to 8.
+  // Everything appended: padding to 8, WIN_CERTIFICATE header, DER, padding to 8, then the
+  // other entries as they were.
   Bytes tail(table_offset - end + table_size, 0);
   std::uint8_t* hdr = tail.data() + (table_offset - end);
-  put_le32(hdr, static_cast<std::uint32_t>(table_size));
+  put_le32(hdr, static_cast<std::uint32_t>(primary_size));
   put_le16(hdr + 4, kWinCertRevision2);
   put_le16(hdr + 6, kWinCertTypePkcsSignedData);
   std::copy(pkcs7_der.begin(), pkcs7_der.end(), hdr + 8);
+  std::copy(layout.other_entries.begin(), layout.other_entries.end(), hdr + primary_size);
 
   std::array<std::uint8_t, 8> entry{};
   put_le32(entry.data(), static_cast<std::uint32_t>(table_offset));
@@ -438,14 +526,31 @@ class PeFile final : public SignableFile {
     pe::check_can_embed(layout_, max_signature_bytes, name_);
   }
 
+  std::vector<Bytes> other_signatures() override { return layout_.other_pkcs7_der; }
+
+  // Replacing makes the new signature the only entry of the certificate table (as osslsigncode
+  // does): the entries left behind would be signatures the user asked to replace.
   Bytes write_signed(ByteView pkcs7_der, SignedOutput& out, DigestAlg alg) override {
-    platform::ReadFile f(path());
-    FileSource src(f);
-    check_unchanged(src);
-    return pe::write_signed(src, layout_, pkcs7_der, out, name_, content_sum_, alg);
+    Layout only = layout_;
+    only.other_entries.clear();
+    only.other_pkcs7_der.clear();
+    return write(pkcs7_der, out, only, alg);
+  }
+
+  // Appending nests into the primary and keeps the other entries byte for byte: they sign the
+  // same content (the table is outside the digest), and firmware may trust only one of them.
+  Bytes write_signed_keeping_others(ByteView pkcs7_der, SignedOutput& out, DigestAlg alg) override {
+    return write(pkcs7_der, out, layout_, alg);
   }
 
  private:
+  Bytes write(ByteView pkcs7_der, SignedOutput& out, const Layout& layout, DigestAlg alg) {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    check_unchanged(src);
+    return pe::write_signed(src, layout, pkcs7_der, out, name_, content_sum_, alg);
+  }
+
   void check_unchanged(const Source& src) const {
     if (src.size() != layout_.file_size) fail(name_, "the file changed since it was opened");
   }

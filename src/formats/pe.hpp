@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
@@ -57,7 +58,12 @@ struct Layout {
   std::uint32_t stored_checksum = 0;
   std::uint32_t cert_table_offset = 0;  // 0 when unsigned
   std::uint32_t cert_table_size = 0;
-  Bytes pkcs7_der;  // the PKCS#7 of the WIN_CERTIFICATE; empty when unsigned
+  Bytes pkcs7_der;  // the PKCS#7 of the first WIN_CERTIFICATE (the primary); empty when unsigned
+  // The table may hold further WIN_CERTIFICATE entries, each 8-byte aligned (Microsoft's signed
+  // shimx64.efi has two). Windows checks only the first; the others are kept as they stand when a
+  // signature is appended: their PKCS#7s in table order, and their raw bytes (a multiple of 8).
+  std::vector<Bytes> other_pkcs7_der;
+  Bytes other_entries;
 
   bool has_signature() const { return cert_table_size != 0; }
   // Where the content ends: the certificate table's start, or the end of the file.
@@ -108,11 +114,12 @@ inline Bytes authenticode_digest(Source& src, const Layout& layout, DigestAlg al
 void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
                      std::string_view name);
 
-// Streams the image with `pkcs7_der` as its only signature to `out`, and returns the Authenticode
-// digest (`alg`) of the image as written: the bytes handed to `out`, hashed as they go. It equals
-// the digest scan() gave only if the file's content did not change in between; the caller
-// compares the two. `content_sum` from an earlier scan() saves a read pass; it is checked against
-// the bytes actually copied too (a cheap first line, blind to a swap of two words).
+// Streams the image with `pkcs7_der` as its primary signature, followed by
+// `layout.other_entries` (clear them for an image with one signature), to `out`, and returns the
+// Authenticode digest (`alg`) of the image as written: the bytes handed to `out`, hashed as they
+// go. It equals the digest scan() gave only if the file's content did not change in between; the
+// caller compares the two. `content_sum` from an earlier scan() saves a read pass; it is checked
+// against the bytes actually copied too (a cheap first line, blind to a swap of two words).
 Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
                    std::string_view name, std::optional<ChecksumSum> content_sum = std::nullopt,
                    DigestAlg alg = DigestAlg::sha256);

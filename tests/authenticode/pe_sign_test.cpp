@@ -224,3 +224,46 @@ TEST_CASE("an unsigned PE reports no signature", "[pe][e2e]") {
   CHECK_FALSE(v.ok());
   CHECK(v.first_problem() == "no signature");
 }
+
+TEST_CASE("two certificate-table entries: the first decides, the second is reported", "[pe][e2e]") {
+  TempDir tmp("two-entries");
+  write_all(tmp / "two.exe", two_entry_pe());
+  auto v = tsign_verify(tmp / "two.exe");
+  INFO(v.first_problem());
+  CHECK(v.ok());
+  CHECK(v.primary_count() == 1);
+  REQUIRE(v.signatures.size() == 2);
+  CHECK(v.signatures[0].entry == 0);
+  CHECK(contains(v.signatures[0].subject, "CN=tsign test leaf"));
+  // pe64-signed.exe's self-signed signature: sound, but not trusted by the test root.
+  CHECK(v.signatures[1].entry == 1);
+  REQUIRE(v.signatures[1].problems.size() == 1);
+  CHECK(contains(v.signatures[1].problems[0], "not trusted"));
+}
+
+TEST_CASE("Debian's Microsoft-signed shim: both entries and their time-stamps verify",
+          "[pe][e2e][debian]") {
+  if (!debian_efi_problem().empty()) {
+    WARN(debian_efi_problem());
+    return;
+  }
+  // Microsoft's roots are not in the test's trust store: everything but the chain is checked,
+  // the time-stamp tokens (CMS with an attribute certificate) included.
+  for (const char* name : {"shimx64.efi.signed", "grubx64.efi.signed"}) {
+    INFO(name);
+    auto f = formats::open(debian_efi(name));
+    authenticode::VerifyOptions vo;
+    vo.check_trust = false;
+    auto v = authenticode::verify(*f, vo);
+    for (const auto& s : v.signatures) {
+      INFO(s.subject << " entry " << s.entry);
+      CHECK(s.problems == std::vector<std::string>{});
+    }
+    CHECK(v.ok());
+    CHECK(v.signatures.size() == pe_cert_entries(read_all(debian_efi(name))).size());
+    if (std::string(name) == "shimx64.efi.signed") {
+      CHECK(contains(v.signatures[0].subject, "Microsoft"));
+      CHECK(v.signatures[0].timestamped);
+    }
+  }
+}

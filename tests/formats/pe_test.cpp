@@ -2,6 +2,8 @@
 // embedding a signature that osslsigncode then verifies, and every malformed input refused.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <regex>
@@ -489,4 +491,128 @@ TEST_CASE("a PE that would reach 4 GiB with its signature is refused from its la
   CHECK_THAT(message, Catch::Contains("huge.exe") && Catch::Contains("4 GiB"));
   // A small file is never refused, whatever it carries now.
   CHECK_NOTHROW(f->check_can_embed(budget));
+}
+
+namespace {
+
+std::string hex_of(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("truncated images are refused, naming the section and both offsets", "[pe]") {
+  tsign::test::TempDir tmp("pe-truncated");
+  for (const char* name : {"pe64.exe", "pe32.dll"}) {
+    INFO(name);
+    const Bytes plain = read_all(fixture(name));
+    const std::size_t E = e_lfanew(plain);
+    const std::size_t nsec = plain[E + 6] | (plain[E + 7] << 8);
+    const std::size_t table = E + 24 + (plain[E + 20] | (plain[E + 21] << 8));
+    // The section whose raw data ends last; the file is cut in the middle of it.
+    std::size_t last = 0, last_end = 0;
+    for (std::size_t i = 0; i < nsec; ++i) {
+      const std::size_t sh = table + 40 * i;
+      const std::size_t end = get32(plain, sh + 20) + get32(plain, sh + 16);
+      if (get32(plain, sh + 16) != 0 && end > last_end) {
+        last = sh;
+        last_end = end;
+      }
+    }
+    REQUIRE(last_end == plain.size());  // MinGW writes no overlay
+    const std::string section(reinterpret_cast<const char*>(&plain[last]),
+                              strnlen(reinterpret_cast<const char*>(&plain[last]), 8));
+    const std::size_t start = get32(plain, last + 20);
+    const std::size_t cut = start + get32(plain, last + 16) / 2;
+    const Bytes b(plain.begin(), plain.begin() + static_cast<std::ptrdiff_t>(cut));
+    const std::string file = std::string("cut-") + name;
+    expect_refused(tmp, file, b, "section \"" + section + "\"");
+    expect_refused(tmp, file, b, hex_of(start) + ".." + hex_of(last_end));
+    expect_refused(tmp, file, b, "the file ends at " + hex_of(cut));
+
+    // The headers themselves claim more than the file holds.
+    Bytes h = plain;
+    put32(h, E + 84, static_cast<std::uint32_t>(h.size() + 0x200));
+    expect_refused(tmp, std::string("headers-") + name, h,
+                   "headers end at " + hex_of(h.size() + 0x200) +
+                       " (SizeOfHeaders) but the file "
+                       "ends at " +
+                       hex_of(h.size()));
+  }
+}
+
+TEST_CASE("a certificate table with two WIN_CERTIFICATE entries: the first is the primary",
+          "[pe]") {
+  tsign::test::TempDir tmp("pe-two-entries");
+  const Bytes two = tsign::test::two_entry_pe();
+  write_all(tmp / "two.exe", two);
+  auto f = tsign::formats::open(tmp / "two.exe");
+  const auto primary = tsign::formats::open(fixture("pe64-signed-leaf.exe"))->existing_signature();
+  REQUIRE(f->existing_signature());
+  CHECK(*f->existing_signature() == *primary);
+  // The table is outside the digest: the image is pe64.exe's.
+  CHECK(f->digest(DigestAlg::sha256) ==
+        tsign::formats::open(fixture("pe64.exe"))->digest(DigestAlg::sha256));
+  // The second entry is pe64-signed.exe's signature, reported as the file's other signature.
+  const auto other = tsign::formats::open(fixture("pe64-signed.exe"))->existing_signature();
+  CHECK(f->other_signatures() == std::vector<Bytes>{*other});
+  // Replacing leaves one entry: the image is then exactly pe64-signed-leaf.exe.
+  MemoryOutput out;
+  f->write_signed(*primary, out);
+  CHECK(out.bytes == read_all(fixture("pe64-signed-leaf.exe")));
+  // Appending keeps the other entry as it was: the same primary gives back the same image.
+  MemoryOutput kept;
+  f->write_signed_keeping_others(*primary, kept);
+  CHECK(kept.bytes == two);
+  // Formats without further signatures (pe64.exe here) write the same either way.
+  auto g = tsign::formats::open(fixture("pe64.exe"));
+  CHECK(g->other_signatures().empty());
+  MemoryOutput a, b;
+  g->write_signed(*primary, a);
+  g->write_signed_keeping_others(*primary, b);
+  CHECK(a.bytes == b.bytes);
+}
+
+TEST_CASE("each WIN_CERTIFICATE entry is checked on its own", "[pe]") {
+  tsign::test::TempDir tmp("pe-entries-bad");
+  const Bytes two = tsign::test::two_entry_pe();
+  const auto entries = tsign::test::pe_cert_entries(two);
+  REQUIRE(entries.size() == 2);
+  const std::string second = "WIN_CERTIFICATE number 2 (at " + hex_of(entries[0].size()) + " ";
+  {
+    // Data smuggled inside the second entry, its length adjusted to cover it (CVE-2013-3900).
+    auto e2 = entries[1];
+    const Bytes junk = {'E', 'V', 'I', 'L', 'D', 'A', 'T', 'A', 1, 2, 3, 4, 5, 6, 7, 8};
+    e2.insert(e2.end(), junk.begin(), junk.end());
+    put32(e2, 0, get32(e2, 0) + 16);
+    const Bytes b = tsign::test::pe_with_cert_entries(two, {entries[0], e2});
+    expect_refused(tmp, "smuggled-in-2.exe", b, second + "in the certificate table) holds ");
+    expect_refused(tmp, "smuggled-in-2.exe", b,
+                   "bytes after the PKCS#7 signature beyond its zero padding");
+  }
+  {
+    // A third "entry" that is not one.
+    const Bytes junk = {'E', 'V', 'I', 'L', 'D', 'A', 'T', 'A', 1, 2, 3, 4, 5, 6, 7, 8};
+    expect_refused(tmp, "junk-entry.exe",
+                   tsign::test::pe_with_cert_entries(two, {entries[0], entries[1], junk}),
+                   "WIN_CERTIFICATE number 3");
+  }
+  {
+    auto e2 = entries[1];
+    put16(e2, 6, 0x0001);
+    expect_refused(tmp, "type-2.exe", tsign::test::pe_with_cert_entries(two, {entries[0], e2}),
+                   second + "in the certificate table) type is 0x1");
+    auto e3 = entries[1];
+    e3[8] = 0x04;  // the PKCS#7 SEQUENCE tag becomes an OCTET STRING
+    expect_refused(tmp, "der-2.exe", tsign::test::pe_with_cert_entries(two, {entries[0], e3}),
+                   second + "in the certificate table) is not a valid PKCS#7 SignedData");
+  }
+  {
+    // Four bytes after the last entry: too few for a WIN_CERTIFICATE header.
+    Bytes b = tsign::test::pe_with_cert_entries(two, {entries[0], entries[1], Bytes(4, 0)});
+    expect_refused(tmp, "tail.exe", b,
+                   "the certificate table ends with 4 bytes that are not a WIN_CERTIFICATE");
+  }
 }

@@ -73,3 +73,34 @@ TEST_CASE("fuzz check holds on mutated fixtures", "[fuzz]") {
   CHECK(parsed > 100);
   CHECK(rejected > 100);
 }
+
+TEST_CASE("fuzz check holds on several certificate-table entries and on truncated images",
+          "[fuzz]") {
+  // Seeds for the paths added with them: a table of two WIN_CERTIFICATE entries, mutated in the
+  // table; and images cut inside their sections, which must be refused.
+  const Bytes two = tsign::test::two_entry_pe();
+  auto whole = check_pe(two);
+  CHECK(whole.violation == "");
+  CHECK(whole.parsed);
+  const std::size_t table = tsign::test::pe_get32(two, tsign::test::pe_cert_dir(two));
+  std::mt19937 rng(20261130);
+  std::size_t parsed = 0, rejected = 0;
+  for (int i = 0; i < 200; ++i) {
+    Bytes m = two;
+    std::uniform_int_distribution<std::size_t> pos(table, m.size() - 1);
+    m[pos(rng)] = static_cast<std::uint8_t>(rng());
+    auto r = check_pe(m);
+    INFO("mutant " << i);
+    REQUIRE(r.violation == "");
+    (r.parsed ? parsed : rejected)++;
+  }
+  CHECK(parsed > 10);
+  CHECK(rejected > 10);
+  const Bytes plain = tsign::test::read_all(tsign::test::fixture("pe64.exe"));
+  for (std::size_t cut : {std::size_t{1}, std::size_t{100}, plain.size() / 2}) {
+    INFO("cut " << cut);
+    auto r = check_pe(ByteView(plain).first(plain.size() - cut));
+    CHECK(r.violation == "");
+    CHECK_FALSE(r.parsed);
+  }
+}
