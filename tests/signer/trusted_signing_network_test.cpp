@@ -250,6 +250,19 @@ TEST_CASE("Operation-Location is followed only on the endpoint's own host", "[si
     CHECK(svc.server.requests("/stolen").empty());
     CHECK(svc.server.requests(kBase + "/sign/op-1").size() == 1);
   }
+  SECTION("a URL that only parses as the same origin: ignored") {
+    FakeService svc;
+    test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
+    // Boost.URL 1.81 reads host 127.0.0.1, this port and the path "x/stolen"; as written it is
+    // no URL of the endpoint's origin at all.
+    accepted.headers.push_back(
+        {"Operation-Location", "https://127.0.0.1:" + std::to_string(svc.server.port()) +
+                                   "x/stolen?api-version=2022-06-15-preview"});
+    svc.server.enqueue(kBase + "/sign", accepted);
+    svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+    CHECK(svc.sign().chain.size() == 3);
+    CHECK(svc.server.requests(kBase + "/sign/op-1").size() == 1);
+  }
   SECTION("the same host: followed") {
     FakeService svc;
     test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
