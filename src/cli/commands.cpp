@@ -111,6 +111,7 @@ engine::SignerFactory signer_factory(const Options& o) {
                        " is required (or use --key/--cert or --pfx to sign with a local key)");
   signer::TrustedSigningSettings ts{o.str("endpoint"), o.str("signing-account-name"),
                                     o.str("certificate-profile-name"), o.str("correlation-id")};
+  ts.api_version = signer::parse_api_version(o.str("api-version"));  // validated; empty: auto
   // Before any token exists: a token sent to a foreign host could sign in the owner's name.
   signer::check_endpoint(ts.endpoint, platform::getenv("TSIGN_ALLOWED_HOSTS"));
 

@@ -78,6 +78,11 @@ const std::array kOptions{
                .no_effect = true},
     OptionSpec{.name = "correlation-id",
                .help = "Sent to the service with every request and shown in the summary"},
+    OptionSpec{.name = "api-version",
+               .type = T::choice,
+               .help = "Signing service API version: 2024-06-15 or 2022-06-15-preview; empty = "
+                       "automatic (2024-06-15, falling back once to the preview if refused)",
+               .choices = "2024-06-15,2022-06-15-preview"},
     OptionSpec{.name = "azure-tenant-id", .help = "Microsoft Entra tenant ID (or AZURE_TENANT_ID)"},
     OptionSpec{.name = "azure-client-id", .help = "Application (client) ID (or AZURE_CLIENT_ID)"},
     OptionSpec{.name = "azure-client-secret",
@@ -359,14 +364,19 @@ void validate(const Options& opts) {
         break;
       }
       case OptType::choice: {
-        std::string up;
-        for (char c : trim(*v))
-          up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-        bool ok = false;
+        auto upper = [](std::string_view s) {
+          std::string up;
+          for (char c : s)
+            up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+          return up;
+        };
+        std::string up = upper(trim(*v));
+        // Without a default, empty means "not given" (api-version: automatic).
+        bool ok = up.empty() && spec.default_value.empty();
         std::string_view cs = spec.choices;
         while (!cs.empty()) {
           auto comma = cs.find(',');
-          if (cs.substr(0, comma) == up) ok = true;
+          if (upper(cs.substr(0, comma)) == up) ok = true;
           cs = comma == std::string_view::npos ? std::string_view() : cs.substr(comma + 1);
         }
         if (!ok)

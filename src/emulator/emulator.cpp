@@ -76,6 +76,13 @@ Fault injection (each "every N" counts sign + poll requests; --tsa-fail-every co
   --bad-signature               sign a different digest than the one asked for
   --chain-without-eku           leaf certificate without the codeSigning EKU
   --forbid                      403 with an empty body for every sign request
+
+Service API versions:
+  --api-versions LIST           comma-separated api-versions served (default: all it knows,
+                                2024-06-15,2022-06-15-preview,2023-06-15-preview)
+  --unsupported-version-status 400|401|404
+                                how another api-version is refused (default 400: an Azure Core
+                                UnsupportedApiVersion error; 401 and 404 come with no body)
 )";
 }
 
@@ -147,6 +154,26 @@ Options parse_options(std::span<const std::string> args) {
     } else if (name == "--forbid") {
       flag();
       o.forbid = true;
+    } else if (name == "--api-versions") {
+      std::string v = value();
+      o.api_versions.clear();
+      std::size_t start = 0;
+      for (;;) {
+        auto comma = v.find(',', start);
+        std::string item = v.substr(start, comma == std::string::npos ? comma : comma - start);
+        if (item != "2024-06-15" && item != "2022-06-15-preview" && item != "2023-06-15-preview")
+          throw InputError("emulator: --api-versions: '" + item +
+                           "' is not one of 2024-06-15, 2022-06-15-preview, 2023-06-15-preview");
+        o.api_versions.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (name == "--unsupported-version-status") {
+      std::string v = value();
+      if (v != "400" && v != "401" && v != "404")
+        throw InputError("emulator: --unsupported-version-status expects 400, 401 or 404, not '" +
+                         v + "'");
+      o.unsupported_version_status = std::stoi(v);
     } else if (name == "--exit-on-stdin-eof") {
       flag();
       o.exit_on_stdin_eof = true;

@@ -43,6 +43,15 @@ struct Options {
   bool chain_without_eku = false;  // leaf lacks the codeSigning EKU
   bool forbid = false;             // 403 with an empty body for sign
 
+  // The data-plane api-versions served (README "Service API versions"): 2024-06-15 (GA, the
+  // `{profile}:sign` route), 2022-06-15-preview (the `/sign` route) and 2023-06-15-preview
+  // (either route, wrapped answers). A request with any other api-version is refused with
+  // `unsupported_version_status`: 400 with an Azure Core UnsupportedApiVersion error, or a bare
+  // 401 or 404, the three ways field reports saw the service refuse a version.
+  std::vector<std::string> api_versions = {"2024-06-15", "2022-06-15-preview",
+                                           "2023-06-15-preview"};
+  int unsupported_version_status = 400;
+
   bool exit_on_stdin_eof = false;
   bool handle_signals = false;  // SIGINT/SIGTERM stop run(); main() sets it
   bool help = false;

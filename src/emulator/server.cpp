@@ -6,6 +6,7 @@
 // Threading: run() drives one io_context on one thread, and every handler runs on it without
 // blocking (RSA signing of a digest takes a millisecond or two; latency uses timers), so the
 // emulator's state (tokens, operations, fault counters) needs no lock.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -64,6 +65,7 @@ constexpr auto kScope = "https://codesigning.azure.net/.default";
 constexpr auto kAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 constexpr auto kApi2022 = "2022-06-15-preview";
 constexpr auto kApi2023 = "2023-06-15-preview";
+constexpr auto kApi2024 = "2024-06-15";  // GA: Azure Core operation and error shapes
 
 // One answer and how it is reported in the request log.
 struct Answer {
@@ -138,6 +140,24 @@ Answer error_detail(http::status status, const std::string& code, const std::str
   return json_answer(status,
                      {{"errorDetail", {{"code", code}, {"message", message}, {"target", target}}}},
                      std::move(kind));
+}
+
+// The Azure Core error shape of the GA api-version (its OpenAPI description's
+// Azure.Core.Foundations.ErrorResponse), with the x-ms-error-code header it declares.
+Answer core_error(http::status status, const std::string& code, const std::string& message,
+                  const std::string& target, std::string kind) {
+  json::object error{{"code", code}, {"message", message}};
+  if (!target.empty()) error["target"] = target;
+  Answer a = json_answer(status, {{"error", error}}, std::move(kind));
+  a.res.set("x-ms-error-code", code);
+  return a;
+}
+
+// A signing-service error in the shape of the api-version asked for.
+Answer service_error(const std::string& api, http::status status, const std::string& code,
+                     const std::string& message, const std::string& target, std::string kind) {
+  return api == kApi2024 ? core_error(status, code, message, target, std::move(kind))
+                         : error_detail(status, code, message, target, std::move(kind));
 }
 
 // Entra's error shape (protocol.md §2).
@@ -264,10 +284,10 @@ struct Server::Impl {
   Answer handle_entra(const StringRequest& req, const std::string& tenant);
   Answer handle_signing(const StringRequest& req, const boost::urls::url_view& u,
                         const std::vector<std::string>& segs);
-  Answer sign(const StringRequest& req, const std::string& api, const std::string& base_path,
-              bool new_shape);
+  Answer sign(const StringRequest& req, const std::string& api, const std::string& base_path);
   Answer poll(const std::string& id, const std::string& api);
   std::optional<Answer> service_fault(const std::string& kind, bool is_sign);
+  Answer refuse_version(const StringRequest& req, const std::string& api, const std::string& kind);
   Bytes sign_digest(ByteView digest, const EVP_MD* md);
   void write_log(const StringRequest& req, const std::string& path, const Answer& a,
                  std::chrono::steady_clock::duration took);
@@ -511,6 +531,11 @@ void Server::Impl::write_log(const StringRequest& req, const std::string& path, 
       {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()},
   };
   if (!a.fault.empty()) line["fault"] = a.fault;
+  // The api-version asked for (not secret, unlike the rest of a query): which contract was used.
+  if (auto u = boost::urls::parse_origin_form(req.target()); u) {
+    if (auto p = u->params().find("api-version"); p != u->params().end())
+      line["api"] = std::string((*p).value);
+  }
   log << json::serialize(line) << '\n';
   log.flush();
 }
@@ -759,38 +784,44 @@ Answer Server::Impl::handle_signing(const StringRequest& req, const boost::urls:
   if (kind == "sign" || kind == "poll")
     if (auto fault = service_fault(kind, kind == "sign")) return std::move(*fault);
 
+  std::string api;
+  if (auto p = u.params().find("api-version"); p != u.params().end()) api = (*p).value;
+  // Errors in the shape of the contract asked for: Azure Core for the GA version.
+  auto error = [&](http::status status, const std::string& code, const std::string& message,
+                   const std::string& target) {
+    return service_error(api, status, code, message, target, kind);
+  };
+
   // Authentication comes before resource lookup, as at the service.
   std::string token = bearer(req);
   auto it = access_tokens.find(token);
   if (token.empty() || it == access_tokens.end() || it->second <= SysClock::now()) {
-    Answer a = error_detail(
+    Answer a = error(
         http::status::unauthorized, "Unauthorized",
-        token.empty() ? "No bearer token." : "The access token is unknown or has expired.", "",
-        kind);
+        token.empty() ? "No bearer token." : "The access token is unknown or has expired.", "");
     a.res.set(http::field::www_authenticate,
               "Bearer authorization_uri=\"" + ep.base_url + ep.tenant_id + "\"");
     return a;
   }
 
+  if (std::find(opts.api_versions.begin(), opts.api_versions.end(), api) == opts.api_versions.end())
+    return refuse_version(req, api, kind);
+  // Each version has its own sign route: GA only `{profile}:sign`, the 2022 preview only
+  // `{profile}/sign`, the 2023 preview both.
+  if (kind == "sign" && (colon_sign ? api == kApi2022 : api == kApi2024))
+    return error(http::status::not_found, "NotFound",
+                 "api-version " + api + " has no sign operation at this path",
+                 std::string(u.encoded_path()));
+
   std::string profile = colon_sign ? segs[3].substr(0, segs[3].size() - 5) : segs[3];
   if (segs[1] != opts.account)
-    return error_detail(http::status::not_found, "NotFound",
-                        "Code signing account '" + segs[1] + "' was not found.", segs[1], kind);
+    return error(http::status::not_found, "NotFound",
+                 "Code signing account '" + segs[1] + "' was not found.", segs[1]);
   if (profile != opts.profile)
-    return error_detail(
+    return error(
         http::status::not_found, "NotFound",
         "Certificate profile '" + profile + "' was not found in account '" + segs[1] + "'.",
-        profile, kind);
-
-  std::string api;
-  if (auto p = u.params().find("api-version"); p != u.params().end()) api = (*p).value;
-  bool api_ok = colon_sign ? api == kApi2023 : (api == kApi2022 || api == kApi2023);
-  if (!api_ok)
-    return error_detail(
-        http::status::bad_request, "UnsupportedApiVersion",
-        "api-version '" + api + "' is not supported here; use " +
-            (colon_sign ? std::string(kApi2023) : std::string(kApi2022) + " or " + kApi2023) + ".",
-        "api-version", kind);
+        profile);
 
   std::string base_path = "codesigningaccounts/" + segs[1] + "/certificateprofiles/" + profile;
   if (kind == "sign") {
@@ -801,11 +832,15 @@ Answer Server::Impl::handle_signing(const StringRequest& req, const boost::urls:
       a.fault = "forbid";
       return a;
     }
-    return sign(req, api, base_path, colon_sign);
+    return sign(req, api, base_path);
   }
   if (kind == "poll") return poll(segs[5], api);
   if (kind == "eku") {
     json::array ekus;
+    if (api == kApi2024) {  // PagedExtendedKeyUsage: {"value": [{"eku": "..."}, ...]}
+      for (const auto& e : pki.leaf_ekus) ekus.emplace_back(json::object{{"eku", e}});
+      return json_answer(http::status::ok, {{"value", ekus}}, kind);
+    }
     for (const auto& e : pki.leaf_ekus) ekus.emplace_back(e);
     return json_answer(http::status::ok, {{"value", json::array{json::object{{"ekus", ekus}}}}},
                        kind);
@@ -820,22 +855,50 @@ Answer Server::Impl::handle_signing(const StringRequest& req, const boost::urls:
   return a;
 }
 
-// new_shape: the 2023-06-15-preview `{profile}:sign` form, whose answer wraps the result.
+// An api-version this emulator was told not to serve, refused the way the service was seen to:
+// 400 with an Azure Core UnsupportedApiVersion error (in the words of Azure's API gateway), or a
+// bare 401 or 404.
+Answer Server::Impl::refuse_version(const StringRequest& req, const std::string& api,
+                                    const std::string& kind) {
+  Answer a;
+  if (opts.unsupported_version_status == 400) {
+    std::string served;
+    for (const auto& v : opts.api_versions) served += (served.empty() ? "" : ", ") + v;
+    a = core_error(http::status::bad_request, "UnsupportedApiVersion",
+                   "The HTTP resource that matches the request URI '" + ep.base_url +
+                       std::string(req.target()).substr(1) +
+                       "' does not support the API version '" + api +
+                       "'. Supported versions: " + served + ".",
+                   "api-version", kind);
+  } else {
+    a.kind = kind;
+    a.res.result(static_cast<http::status>(opts.unsupported_version_status));
+    if (opts.unsupported_version_status == 401)
+      a.res.set(http::field::www_authenticate,
+                "Bearer authorization_uri=\"" + ep.base_url + ep.tenant_id + "\"");
+  }
+  a.fault = "unsupported-version";
+  return a;
+}
+
+// The answer's shape follows the api-version: 2022-06-15-preview {operationId, status, signature,
+// signingCertificate}; 2023-06-15-preview wraps the result; 2024-06-15 is an Azure Core
+// long-running operation {id, status} whose states are NotStarted, Running, Succeeded, ...
 Answer Server::Impl::sign(const StringRequest& req, const std::string& api,
-                          const std::string& base_path, bool new_shape) {
+                          const std::string& base_path) {
   boost::system::error_code ec;
   json::value v = json::parse(req.body(), ec);
   if (ec || !v.is_object())
-    return error_detail(http::status::bad_request, "BadRequest",
-                        "The request body is not a JSON object.", "body", "sign");
+    return service_error(api, http::status::bad_request, "BadRequest",
+                         "The request body is not a JSON object.", "body", "sign");
   const json::object& body = v.as_object();
   std::string alg = json_string(body, "signatureAlgorithm");
   const EVP_MD* md = rs_md(alg);
   if (!md)
-    return error_detail(http::status::bad_request, "BadRequest",
-                        "signatureAlgorithm '" + alg +
-                            "' is not supported by this RSA profile; use RS256, RS384 or RS512.",
-                        "signatureAlgorithm", "sign");
+    return service_error(api, http::status::bad_request, "BadRequest",
+                         "signatureAlgorithm '" + alg +
+                             "' is not supported by this RSA profile; use RS256, RS384 or RS512.",
+                         "signatureAlgorithm", "sign");
   auto digest = base64_decode(json_string(body, "digest"));
   std::size_t want = static_cast<std::size_t>(EVP_MD_get_size(md));
   if (!digest || digest->size() != want)
@@ -850,7 +913,9 @@ Answer Server::Impl::sign(const StringRequest& req, const std::string& api,
   operations[id] = {base64_encode(sign_digest(signed_digest, md)), opts.polls_before_success};
 
   json::value answer;
-  if (new_shape)
+  if (api == kApi2024)
+    answer = {{"id", id}, {"status", "NotStarted"}};
+  else if (api == kApi2023)
     answer = {
         {"id", id}, {"status", "InProgress"}, {"result", nullptr}, {"errorResponse", nullptr}};
   else
@@ -867,8 +932,8 @@ Answer Server::Impl::sign(const StringRequest& req, const std::string& api,
 Answer Server::Impl::poll(const std::string& id, const std::string& api) {
   auto it = operations.find(id);
   if (it == operations.end())
-    return error_detail(http::status::not_found, "NotFound",
-                        "Operation '" + id + "' was not found.", id, "poll");
+    return service_error(api, http::status::not_found, "NotFound",
+                         "Operation '" + id + "' was not found.", id, "poll");
   Operation& op = it->second;
   bool done = op.polls_left <= 0;
   if (!done) --op.polls_left;
@@ -878,7 +943,12 @@ Answer Server::Impl::poll(const std::string& id, const std::string& api) {
       {"signature", done ? json::value(op.signature) : json::value(nullptr)},
       {"signingCertificate", done ? json::value(signing_certificate) : json::value(nullptr)}};
   json::value answer = inner;
-  if (api == kApi2023)
+  if (api == kApi2024) {
+    json::object ga{{"id", id}, {"status", done ? "Succeeded" : "Running"}};
+    if (done)
+      ga["result"] = {{"signature", op.signature}, {"signingCertificate", signing_certificate}};
+    answer = ga;
+  } else if (api == kApi2023)
     answer = {{"id", id},
               {"status", done ? "Succeeded" : "InProgress"},
               {"result", done ? json::value(inner) : json::value(nullptr)},

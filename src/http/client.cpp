@@ -47,6 +47,19 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+bool authority_as_written(std::string_view url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return false;
+  if (!parsed->has_authority()) return true;  // nothing to misread (and no host to reach)
+  // The text after "scheme://" up to the first '/', '?' or '#': the authority as written.
+  std::size_t start = parsed->scheme().size() + 3;
+  if (url.size() < start || url.substr(start - 3, 3) != "://") return false;
+  std::string_view written = url.substr(start);
+  written = written.substr(0, written.find_first_of("/?#"));
+  auto path = parsed->encoded_path();
+  return parsed->encoded_authority() == written && (path.empty() || path.front() == '/');
+}
+
 namespace {
 
 // ---------------------------------------------------------------- URLs
@@ -70,6 +83,11 @@ std::string lower(std::string s) {
 Target parse_target(const std::string& url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) throw InputError("not a valid absolute URL: '" + url + "'");
+  // Never a host or port other than the ones written (see authority_as_written).
+  if (!authority_as_written(url))
+    throw InputError("'" + url +
+                     "' is not a URL that can be read one way only: its host or port is "
+                     "followed by characters that belong to neither");
   boost::urls::url_view u = *parsed;
   Target t;
   if (u.scheme_id() == boost::urls::scheme::https)

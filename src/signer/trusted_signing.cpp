@@ -1,7 +1,9 @@
-// Trusted Signing (Artifact Signing) data plane, api-version 2022-06-15-preview: the sign / poll
-// long-running operation (Azure REST API guidelines, "Long-running operations") as
-// docs/protocol.md §3 describes it from jsign and the Microsoft client library, with the wrapped
-// answer shape of 2023-06-15-preview understood too. The certificate chain arrives as a PKCS#7
+// Trusted Signing (Artifact Signing) data plane: the sign / poll long-running operation (Azure
+// REST API guidelines, "Long-running operations") in the GA api-version 2024-06-15 (the OpenAPI
+// description in azure-rest-api-specs, specification/artifactsigning/data-plane) and in
+// 2022-06-15-preview as docs/protocol.md §3 describes it from jsign and the Microsoft client
+// library; the wrapped answer shape of 2023-06-15-preview is understood too. Which version a run
+// speaks is the README's "Service API versions". The certificate chain arrives as a PKCS#7
 // certs-only SignedData (RFC 2315 §9), base64-encoded twice.
 #include "signer/trusted_signing.hpp"
 
@@ -10,6 +12,7 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -29,7 +32,6 @@ namespace urls = boost::urls;
 
 namespace {
 
-constexpr const char* kApiVersion = "2022-06-15-preview";
 constexpr std::string_view kServiceSuffix = ".codesigning.azure.net";
 // Polls per signature. With the pacing below that is well over ten minutes; the run's deadline
 // (enforced by the client) normally ends a stuck operation first.
@@ -49,6 +51,38 @@ std::string trim(std::string_view s) {
 
 }  // namespace
 
+// ---- API versions and URLs ---------------------------------------------------------------------
+
+std::string_view api_version_name(ApiVersion v) {
+  return v == ApiVersion::ga_2024_06_15 ? "2024-06-15" : "2022-06-15-preview";
+}
+
+std::optional<ApiVersion> parse_api_version(std::string_view name) {
+  std::string n = lower(trim(name));
+  for (auto v : {ApiVersion::ga_2024_06_15, ApiVersion::preview_2022_06_15})
+    if (n == api_version_name(v)) return v;
+  return std::nullopt;
+}
+
+std::string profile_url(const TrustedSigningSettings& s) {
+  auto segment = [](const std::string& x) { return urls::encode(x, urls::unreserved_chars); };
+  std::string base = s.endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/codesigningaccounts/" + segment(s.account) + "/certificateprofiles/" +
+         segment(s.profile);
+}
+
+std::string sign_url(std::string_view profile_url, ApiVersion v) {
+  // GA: RPC style, `{profile}:sign`. The profile is percent-encoded, so this ':' is the only one.
+  return std::string(profile_url) + (v == ApiVersion::ga_2024_06_15 ? ":sign" : "/sign") +
+         "?api-version=" + std::string(api_version_name(v));
+}
+
+std::string poll_url(std::string_view profile_url, std::string_view id, ApiVersion v) {
+  return std::string(profile_url) + "/sign/" + urls::encode(id, urls::unreserved_chars) +
+         "?api-version=" + std::string(api_version_name(v));
+}
+
 // ---- Endpoint ----------------------------------------------------------------------------------
 
 void check_endpoint(const std::string& endpoint, const std::optional<std::string>& allowed_hosts) {
@@ -61,6 +95,20 @@ void check_endpoint(const std::string& endpoint, const std::optional<std::string
   if (!r) fail("is not a URL");
   if (r->scheme_id() != urls::scheme::https) fail("must use https://");
   if (r->has_userinfo()) fail("must not contain user information ('@')");
+  // Boost.URL 1.81 ends a host at a leading dotted quad ("https://127.0.0.1.evil.com/" would be
+  // host 127.0.0.1 on port 443): what is checked and reached must be exactly what is written.
+  if (!http::authority_as_written(endpoint))
+    fail(
+        "is not read the way it is written: its host or port is followed by characters that "
+        "belong to neither (or its path does not start with '/')");
+  if (r->has_port()) {
+    auto port = r->port();
+    bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+    if (!digits || std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535)
+      fail("has an invalid port");
+  }
   if (r->has_query() || r->has_fragment()) fail("must not have a query or a fragment");
   // A percent-encoded host could decode into something the checks below did not see.
   if (r->encoded_host().find('%') != urls::string_view::npos) fail("has an encoded host name");
@@ -225,17 +273,25 @@ std::optional<std::string> opt_str(const json::object& o, std::string_view key) 
   return std::nullopt;
 }
 
-// errorDetail {code, message, target} as one line; also inside errorResponse / error.
-std::string error_text(const json::object& o) {
-  const json::object* d = nullptr;
+// The error object of an answer: errorDetail {code, message, target} (preview), inside
+// errorResponse (2023-06-15-preview), or the Azure Core `error` -- an ErrorResponse
+// ({"error": {...}}) in the GA sign answer's schema, the Error itself in its poll answer's.
+const json::object* error_object(const json::object& o) {
   for (const char* key : {"errorDetail", "errorResponse", "error"}) {
     if (auto* v = o.if_contains(key); v && v->is_object()) {
-      d = &v->as_object();
-      if (auto* inner = d->if_contains("errorDetail"); inner && inner->is_object())
-        d = &inner->as_object();
-      break;
+      const json::object* d = &v->as_object();
+      for (const char* inner_key : {"errorDetail", "error"})
+        if (auto* inner = d->if_contains(inner_key); inner && inner->is_object())
+          return &inner->as_object();
+      return d;
     }
   }
+  return nullptr;
+}
+
+// The error object as one line: "code: message (target)".
+std::string error_text(const json::object& o) {
+  const json::object* d = error_object(o);
   if (!d) return {};
   std::string out = str(*d, "code");
   if (auto m = str(*d, "message"); !m.empty()) out += (out.empty() ? "" : ": ") + m;
@@ -243,15 +299,36 @@ std::string error_text(const json::object& o) {
   return out;
 }
 
-// What an error answer said, never throwing: error bodies are often empty or HTML.
-std::string error_text(std::string_view body) {
+// Error bodies are often empty or HTML: nullopt then, never an exception.
+std::optional<json::object> json_object(std::string_view body) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return {};
-  return error_text(v.as_object());
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.as_object());
 }
 
 }  // namespace
+
+std::string service_error_text(std::string_view body, std::string_view error_code_header) {
+  std::string text;
+  if (auto o = json_object(body)) text = error_text(*o);
+  std::string header = trim(error_code_header);
+  if (text.empty()) return header;
+  if (!header.empty() && text.rfind(header, 0) != 0) text = header + " " + text;
+  return text;
+}
+
+bool refused_for_version(unsigned status, std::string_view body,
+                         std::string_view error_code_header) {
+  if (status == 401 || status == 404) return true;
+  if (status != 400) return false;
+  // UnsupportedApiVersion (the service, Azure's API gateway), InvalidApiVersionParameter (ARM),
+  // ApiVersionNotSupported...: every code Azure uses for it names the api-version.
+  std::string code = lower(trim(error_code_header));
+  if (auto o = json_object(body))
+    if (const json::object* d = error_object(*o)) code += " " + lower(str(*d, "code"));
+  return code.find("apiversion") != std::string::npos;
+}
 
 SignStatus parse_sign_status(std::string_view body) {
   boost::system::error_code ec;
@@ -313,15 +390,15 @@ class TrustedSigningSigner final : public Signer {
  public:
   TrustedSigningSigner(const TrustedSigningSettings& s, http::Client& client,
                        auth::TokenSource& tokens, Log& log)
-      : settings_(s), client_(client), tokens_(tokens), log_(log) {
+      : settings_(s), client_(client), tokens_(tokens), log_(log), settled_(s.api_version) {
     auto r = urls::parse_absolute_uri(s.endpoint);
     origin_host_ = lower(std::string(r->encoded_host()));
     origin_port_ = std::string(r->port());
-    std::string base = s.endpoint;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    prefix_ = base + "/codesigningaccounts/" + segment(s.account) + "/certificateprofiles/" +
-              segment(s.profile);
+    prefix_ = profile_url(s);
     region_ = origin_host_.substr(0, origin_host_.find('.'));
+    if (s.api_version)
+      log_.debug("Trusted Signing api-version " + std::string(api_version_name(*s.api_version)) +
+                 " (pinned by the api-version option)");
   }
 
   asio::awaitable<SignResult> sign(Bytes digest, DigestAlg alg) override {
@@ -330,9 +407,7 @@ class TrustedSigningSigner final : public Signer {
                       std::to_string(digest.size()) + " bytes");
     json::object req{{"signatureAlgorithm", signature_algorithm(alg)},
                      {"digest", base64_encode(digest)}};
-    http::Response res =
-        co_await send("POST", prefix_ + "/sign?api-version=" + kApiVersion, json::serialize(req));
-    check(res, true);
+    auto [res, version] = co_await submit(json::serialize(req));
     SignStatus st = parse_sign_status(res.body);
 
     std::string poll_url;
@@ -342,7 +417,7 @@ class TrustedSigningSigner final : public Signer {
       if (loc) log_.debug("ignoring Operation-Location on another host than the endpoint");
       if (st.operation_id.empty() && lower(st.status) != "succeeded")
         throw FileError("the signing service sent a malformed answer (no operationId)");
-      poll_url = prefix_ + "/sign/" + segment(st.operation_id) + "?api-version=" + kApiVersion;
+      poll_url = signer::poll_url(prefix_, st.operation_id, version);
     }
 
     for (int i = 0; lower(st.status) != "succeeded"; ++i) {
@@ -356,7 +431,7 @@ class TrustedSigningSigner final : public Signer {
       co_await wait(
           retry_after(res).value_or(std::chrono::milliseconds(std::min(1000, 50 + 10 * i))));
       res = co_await send("GET", poll_url, {});
-      check(res, false);
+      check(res, false, version);
       std::string id = st.operation_id;
       st = parse_sign_status(res.body);
       if (st.operation_id.empty()) st.operation_id = id;
@@ -369,16 +444,85 @@ class TrustedSigningSigner final : public Signer {
   }
 
  private:
-  static std::string segment(const std::string& s) {
-    return urls::encode(s, urls::unreserved_chars);
+  // The sign request in the run's api-version, checked; returns the answer and the version that
+  // got it. Pinned: that version, always. Automatic: until an answer has settled which version
+  // the service speaks, ONE sign request at a time probes it and the others wait for its answer
+  // (only the submission: a probe's polls run alongside everything else). So with 64 files in
+  // flight a service that refuses the GA version still sees exactly one refused request and one
+  // fallback per run, and no file fails because of the refusal. A probe that fails for another
+  // reason (403, 5xx after retries, the deadline) settles nothing: the next request probes.
+  asio::awaitable<std::pair<http::Response, ApiVersion>> submit(std::string body) {
+    while (!settled_ && probing_) co_await wait_for_probe();
+    if (settled_) {
+      ApiVersion v = *settled_;
+      http::Response res = co_await send("POST", sign_url(prefix_, v), body);
+      check(res, true, v);
+      co_return std::pair{std::move(res), v};
+    }
+
+    probing_ = true;
+    struct ProbeDone {  // whatever happens below, the waiting requests go on
+      TrustedSigningSigner& s;
+      ~ProbeDone() {
+        s.probing_ = false;
+        if (s.gate_) s.gate_->cancel();
+      }
+    } done{*this};
+    constexpr ApiVersion preferred = ApiVersion::ga_2024_06_15;
+    constexpr ApiVersion fallback = ApiVersion::preview_2022_06_15;
+    const std::string preferred_name(api_version_name(preferred));
+    const std::string fallback_name(api_version_name(fallback));
+
+    http::Response res = co_await send("POST", sign_url(prefix_, preferred), body);
+    if (accepted(res)) {
+      settled_ = preferred;
+      log_.debug("Trusted Signing api-version " + preferred_name +
+                 ": accepted by the service, used for the rest of the run");
+      co_return std::pair{std::move(res), preferred};
+    }
+    if (!refused_for_version(res.status, res.body, res.header("x-ms-error-code").value_or(""))) {
+      check(res, true, preferred);  // not about the version: the usual error
+      co_return std::pair{std::move(res), preferred};
+    }
+    const std::string refusal = answer_summary(res);
+    log_.debug("Trusted Signing api-version " + preferred_name + " refused (" + refusal +
+               "); trying " + fallback_name + " once");
+    http::Response again = co_await send("POST", sign_url(prefix_, fallback), body);
+    if (accepted(again)) {
+      settled_ = fallback;
+      log_.info("the Trusted Signing service refused api-version " + preferred_name + " (" +
+                refusal + ") and accepted " + fallback_name + ": using " + fallback_name +
+                " for the rest of the run (the api-version option pins a version)");
+      co_return std::pair{std::move(again), fallback};
+    }
+    // Both refused: the first refusal is the error, and no other request falls back again.
+    settled_ = preferred;
+    check(res, true, preferred,
+          "; api-version " + fallback_name + " was refused too (" + answer_summary(again) + ")");
+    co_return std::pair{std::move(res), preferred};
+  }
+
+  asio::awaitable<void> wait_for_probe() {
+    if (!gate_)
+      gate_.emplace(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+    // Woken by cancel() when the probe is done: that error code is the wake-up, not a failure.
+    co_await gate_->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  static bool accepted(const http::Response& res) { return res.status == 200 || res.status == 202; }
+
+  // "HTTP 400 UnsupportedApiVersion: ..." for the log and messages.
+  static std::string answer_summary(const http::Response& res) {
+    std::string said = service_error_text(res.body, res.header("x-ms-error-code").value_or(""));
+    return "HTTP " + std::to_string(res.status) + (said.empty() ? "" : " " + said);
   }
 
   // The poll URL the service names is followed only on the endpoint's own origin: the bearer
   // token goes with every poll.
   bool same_origin(const std::string& url) const {
     auto r = urls::parse_absolute_uri(url);
-    return r && r->scheme_id() == urls::scheme::https && !r->has_userinfo() &&
-           lower(std::string(r->encoded_host())) == origin_host_ &&
+    return r && http::authority_as_written(url) && r->scheme_id() == urls::scheme::https &&
+           !r->has_userinfo() && lower(std::string(r->encoded_host())) == origin_host_ &&
            std::string(r->port()) == origin_port_;
   }
 
@@ -410,21 +554,36 @@ class TrustedSigningSigner final : public Signer {
            "' at " + settings_.endpoint;
   }
 
-  void check(const http::Response& res, bool sign_request) const {
+  // Throws the error an answer means unless it is 200/202; `also` is added to what it says.
+  void check(const http::Response& res, bool sign_request, ApiVersion version,
+             const std::string& also = {}) const {
     if (res.status == 200 || res.status == 202) return;
-    std::string detail = error_text(res.body);
-    std::string said = detail.empty() ? "" : " (the service said: " + detail + ")";
+    std::string detail = service_error_text(res.body, res.header("x-ms-error-code").value_or(""));
+    std::string said = (detail.empty() ? "" : " (the service said: " + detail + ")") + also;
+    // A pinned version may be what is refused: say so, and how to let tsign choose.
+    const std::string api(api_version_name(version));
+    const std::string pinned =
+        settings_.api_version
+            ? "; api-version " + api + " was pinned by the api-version option (empty: automatic)"
+            : "";
+    if (sign_request && res.status == 400 &&
+        refused_for_version(res.status, res.body, res.header("x-ms-error-code").value_or("")))
+      // Every file would fail the same way: a configuration error of the run (exit 2).
+      throw InputError("the Trusted Signing service does not accept api-version " + api + " for " +
+                       where() + said + pinned);
     if (res.status == 401 || res.status == 403)
       throw AuthError(
           "the Trusted Signing service refused the identity (HTTP " + std::to_string(res.status) +
           ") for " + where() + said +
           ". Usual causes: the identity lacks the \"Artifact Signing Certificate Profile "
           "Signer\" role (formerly \"Trusted Signing Certificate Profile Signer\") on the account "
-          "or the profile; or the endpoint's region is not the account's region.");
+          "or the profile; or the endpoint's region is not the account's region" +
+          (sign_request ? pinned : "") + ".");
     if (res.status == 404 && sign_request)
       // Every file would fail the same way: a configuration error of the run (exit 2).
       throw InputError("the Trusted Signing service does not know " + where() + said +
-                       "; check signing-account-name, certificate-profile-name and endpoint");
+                       "; check signing-account-name, certificate-profile-name and endpoint" +
+                       pinned);
     throw FileError("the Trusted Signing service answered HTTP " + std::to_string(res.status) +
                     (sign_request ? " to the sign request" : " to a status poll") + " for " +
                     where() + said);
@@ -446,6 +605,11 @@ class TrustedSigningSigner final : public Signer {
   auth::TokenSource& tokens_;
   Log& log_;
   std::string origin_host_, origin_port_, prefix_, region_;
+  // The run's api-version once known (from the start when pinned), and the probe finding it out.
+  // Every coroutine touching them runs on the client's one io thread (http::Client's contract).
+  std::optional<ApiVersion> settled_;
+  bool probing_ = false;
+  std::optional<asio::steady_timer> gate_;  // requests waiting for the probe wait on it
 };
 
 }  // namespace

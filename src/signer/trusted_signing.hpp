@@ -1,5 +1,6 @@
 // The Trusted Signing (Artifact Signing) service as a Signer: sign / poll on the data plane of
-// docs/protocol.md §3, with the token of an auth::TokenSource.
+// docs/protocol.md §3, with the token of an auth::TokenSource, in either of the two api-versions
+// the README's "Service API versions" names.
 #pragma once
 
 #include <memory>
@@ -15,13 +16,26 @@
 
 namespace tsign::signer {
 
+// The data-plane contracts tsign speaks: the GA one (RPC-style `{profile}:sign`, Azure Core
+// long-running operation and errors) and the preview every client sent until 2026
+// (`{profile}/sign`, answers with operationId / signature / signingCertificate at the top).
+enum class ApiVersion { ga_2024_06_15, preview_2022_06_15 };
+std::string_view api_version_name(ApiVersion v);  // "2024-06-15", "2022-06-15-preview"
+// Either name, any letter case; nullopt for anything else.
+std::optional<ApiVersion> parse_api_version(std::string_view name);
+
 struct TrustedSigningSettings {
   std::string endpoint, account, profile, correlation_id;
+  // nullopt: automatic -- the GA version first; when the run's first sign request is refused for
+  // its version, the preview once, and whichever worked for the rest of the run. A pinned version
+  // never falls back.
+  std::optional<ApiVersion> api_version = std::nullopt;
 };
 
 // Throws InputError naming the endpoint unless it is https:// without user info, query or
-// fragment, and its host ends in ".codesigning.azure.net" or is listed in `allowed_hosts` (the
-// comma-separated TSIGN_ALLOWED_HOSTS). Called before any token is requested.
+// fragment, it is read the way it is written (its parsed authority is its text, its path starts
+// with '/', its port is 1-65535), and its host ends in ".codesigning.azure.net" or is listed in
+// `allowed_hosts` (the comma-separated TSIGN_ALLOWED_HOSTS). Called before any token is requested.
 void check_endpoint(const std::string& endpoint, const std::optional<std::string>& allowed_hosts);
 
 // The signer. `client`, `tokens` and `log` must outlive it. Checks the endpoint against
@@ -41,15 +55,38 @@ std::vector<X509Ptr> decode_certificate_chain(std::string_view text);
 // any certificate not on that path.
 std::vector<X509Ptr> order_leaf_first(std::vector<X509Ptr> certs);
 
-// One sign or poll answer, in either the 2022-06-15-preview shape or the wrapped
-// 2023-06-15-preview shape ({"status", "result": {...}}).
+// {endpoint without trailing '/'}/codesigningaccounts/{account}/certificateprofiles/{profile},
+// the names percent-encoded as path segments.
+std::string profile_url(const TrustedSigningSettings& settings);
+// The sign request: `{profile}:sign` (GA) or `{profile}/sign` (preview), with the api-version.
+std::string sign_url(std::string_view profile_url, ApiVersion v);
+// The status poll of operation `id` when the service names no Operation-Location.
+std::string poll_url(std::string_view profile_url, std::string_view id, ApiVersion v);
+
+// One sign or poll answer, in any shape the service has used: 2022-06-15-preview
+// ({operationId, status, signature, signingCertificate}), 2023-06-15-preview ({id, status,
+// result: {...}, errorResponse}), and 2024-06-15 (an Azure Core operation: {id, status, error:
+// {code, message, ...}, result: {signature, signingCertificate}}).
 struct SignStatus {
   std::string operation_id;
-  std::string status;  // InProgress, Succeeded, Failed, ...
+  std::string status;  // InProgress / NotStarted / Running, Succeeded, Failed, ...
   std::optional<std::string> signature, signing_certificate;
-  std::string error;  // errorDetail / errorResponse as "code: message (target)", if any
+  std::string error;  // the error object as "code: message (target)", if any
 };
 // Throws FileError "the signing service sent a malformed answer" when the body is not JSON.
 SignStatus parse_sign_status(std::string_view body);
+
+// An error answer as one line, "code: message (target)": errorDetail (preview), errorResponse,
+// or an Azure Core error ({"error": {...}}); the x-ms-error-code header when the body says
+// nothing (it is often empty or HTML). Never throws.
+std::string service_error_text(std::string_view body, std::string_view error_code_header = {});
+
+// Whether an answer to a sign request may mean "not in this api-version": 400 whose error code
+// (body or x-ms-error-code) names the api-version (UnsupportedApiVersion, ...), 404 (an unknown
+// version may have no route), or 401 (field reports: a bare 401 for the preview on some
+// accounts). 401 and 404 have other causes too; the signer tells them apart by trying the other
+// version once.
+bool refused_for_version(unsigned status, std::string_view body,
+                         std::string_view error_code_header);
 
 }  // namespace tsign::signer

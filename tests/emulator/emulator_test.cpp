@@ -461,6 +461,137 @@ TEST_CASE("the newer :sign api-version wraps the result") {
                                 *base64_decode(result.at("signature").as_string()), EVP_sha256()));
 }
 
+namespace {
+
+// A state directory of its own (for a request log of its own), with the shared keys copied in
+// so that none is generated again.
+Options fresh_state(const std::string& name) {
+  { Running warm(base_options()); }  // makes sure the shared keys exist
+  Options o = base_options();
+  o.state_dir = shared_state_dir() / name;
+  fs::remove_all(o.state_dir);
+  fs::create_directories(o.state_dir);
+  for (const auto& e : fs::directory_iterator(shared_state_dir()))
+    if (e.is_regular_file() && (e.path().extension() == ".key" || e.path().extension() == ".pem"))
+      fs::copy_file(e.path(), o.state_dir / e.path().filename());
+  return o;
+}
+
+Reply post_sign(const Endpoints& ep, const std::string& token, const std::string& route,
+                const std::string& api, const Bytes& digest) {
+  json::object body{{"signatureAlgorithm", "RS256"}, {"digest", base64_encode(digest)}};
+  return must(fetch(ep, {.method = http::verb::post,
+                         .target = profile_path(ep) + route + "?api-version=" + api,
+                         .headers = {{"Authorization", "Bearer " + token}},
+                         .body = json::serialize(body),
+                         .content_type = "application/json"}));
+}
+
+}  // namespace
+
+TEST_CASE("the GA api-version 2024-06-15: :sign, an Azure Core operation, Azure Core errors") {
+  Running emu(base_options());
+  const Endpoints& ep = emu.ep();
+  std::string token = access_token(ep);
+  Bytes digest = hash(DigestAlg::sha256, as_bytes("GA contract"));
+
+  Reply s = post_sign(ep, token, ":sign", "2024-06-15", digest);
+  REQUIRE(s.status == 202);
+  json::object accepted = s.json();
+  std::string id(accepted.at("id").as_string());
+  CHECK(accepted.at("status").as_string() == "NotStarted");
+  CHECK_FALSE(accepted.contains("operationId"));
+  CHECK(s.headers["operation-location"] ==
+        ep.base_url + profile_path(ep).substr(1) + "/sign/" + id + "?api-version=2024-06-15");
+
+  std::string target = "/" + s.headers["operation-location"].substr(ep.base_url.size());
+  std::vector<std::string> states;
+  json::object done;
+  for (int i = 0; i < 5; ++i) {
+    Reply r =
+        must(fetch(ep, {.target = target, .headers = {{"Authorization", "Bearer " + token}}}));
+    REQUIRE(r.status == 200);
+    done = r.json();
+    CHECK(done.at("id").as_string() == id);
+    states.emplace_back(done.at("status").as_string());
+    if (states.back() == "Succeeded") break;
+    CHECK_FALSE(done.contains("result"));
+  }
+  CHECK(states == std::vector<std::string>{"Running", "Succeeded"});
+  const json::object& result = done.at("result").as_object();
+  auto chain = decode_chain(std::string(result.at("signingCertificate").as_string()));
+  REQUIRE(!chain.empty());
+  CHECK(verify_digest_signature(chain[0].get(), digest,
+                                *base64_decode(result.at("signature").as_string()), EVP_sha256()));
+
+  // The GA contract has no `/sign` POST; its errors are Azure Core's, with x-ms-error-code.
+  Reply old_route = post_sign(ep, token, "/sign", "2024-06-15", digest);
+  CHECK(old_route.status == 404);
+  CHECK(old_route.headers["x-ms-error-code"] == "NotFound");
+  CHECK(old_route.json().at("error").at("code").as_string() == "NotFound");
+  Reply unknown = must(fetch(ep, {.method = http::verb::post,
+                                  .target = "/codesigningaccounts/nope/certificateprofiles/" +
+                                            ep.profile + ":sign?api-version=2024-06-15",
+                                  .headers = {{"Authorization", "Bearer " + token}},
+                                  .body = "{}",
+                                  .content_type = "application/json"}));
+  CHECK(unknown.status == 404);
+  CHECK(unknown.json().at("error").at("message").as_string().find("nope") != std::string::npos);
+  // The preview route is still there for the preview version; the 2022 preview has no `:sign`.
+  CHECK(post_sign(ep, token, "/sign", "2022-06-15-preview", digest).status == 202);
+  CHECK(post_sign(ep, token, ":sign", "2022-06-15-preview", digest).status == 404);
+
+  // eku in the GA's PagedExtendedKeyUsage shape.
+  Reply eku = must(fetch(ep, {.target = profile_path(ep) + "/sign/eku?api-version=2024-06-15",
+                              .headers = {{"Authorization", "Bearer " + token}}}));
+  REQUIRE(eku.status == 200);
+  CHECK(eku.json().at("value").as_array().at(0).at("eku").as_string() == "1.3.6.1.5.5.7.3.3");
+}
+
+TEST_CASE("--api-versions serves only the versions named; the others are refused as configured") {
+  Bytes digest = hash(DigestAlg::sha256, as_bytes("versions"));
+  for (int status : {400, 401, 404}) {
+    DYNAMIC_SECTION("preview only, the GA version refused with " << status) {
+      Options o = fresh_state("versions-" + std::to_string(status));
+      o.api_versions = {"2022-06-15-preview"};
+      o.unsupported_version_status = status;
+      Running emu(o);
+      const Endpoints& ep = emu.ep();
+      std::string token = access_token(ep);
+      Reply refused = post_sign(ep, token, ":sign", "2024-06-15", digest);
+      CHECK(refused.status == static_cast<unsigned>(status));
+      if (status == 400) {
+        CHECK(refused.headers["x-ms-error-code"] == "UnsupportedApiVersion");
+        CHECK(refused.json().at("error").at("code").as_string() == "UnsupportedApiVersion");
+        CHECK(refused.json().at("error").at("message").as_string().find("'2024-06-15'") !=
+              std::string::npos);
+      } else {
+        CHECK(refused.body.empty());
+      }
+      CHECK(post_sign(ep, token, "/sign", "2022-06-15-preview", digest).status == 202);
+
+      auto lines = log_lines(ep);
+      REQUIRE(lines.size() == 4);  // oidc, entra, the refused sign, the accepted one
+      CHECK(lines[2].at("kind").as_string() == "sign");
+      CHECK(lines[2].at("api").as_string() == "2024-06-15");
+      CHECK(lines[2].at("fault").as_string() == "unsupported-version");
+      CHECK(lines[3].at("api").as_string() == "2022-06-15-preview");
+      CHECK_FALSE(lines[3].contains("fault"));
+    }
+  }
+  SECTION("GA only: the preview refused") {
+    Options o = base_options();
+    o.api_versions = {"2024-06-15"};
+    Running emu(o);
+    const Endpoints& ep = emu.ep();
+    std::string token = access_token(ep);
+    Reply refused = post_sign(ep, token, "/sign", "2022-06-15-preview", digest);
+    CHECK(refused.status == 400);
+    CHECK(refused.headers["x-ms-error-code"] == "UnsupportedApiVersion");
+    CHECK(post_sign(ep, token, ":sign", "2024-06-15", digest).status == 202);
+  }
+}
+
 TEST_CASE("certchain, rootcert and eku endpoints") {
   Running emu(base_options());
   const Endpoints& ep = emu.ep();
@@ -876,6 +1007,17 @@ TEST_CASE("options") {
   CHECK_THROWS_AS(parse({"--forbid=yes"}), InputError);
   CHECK_THROWS_AS(parse({"--account", "a/b"}), InputError);
   CHECK(emulator::main(std::vector<std::string>{"--bogus"}) == 2);
+
+  CHECK(o.api_versions ==
+        std::vector<std::string>{"2024-06-15", "2022-06-15-preview", "2023-06-15-preview"});
+  CHECK(o.unsupported_version_status == 400);
+  Options v = parse(
+      {"--api-versions", "2022-06-15-preview,2024-06-15", "--unsupported-version-status=401"});
+  CHECK(v.api_versions == std::vector<std::string>{"2022-06-15-preview", "2024-06-15"});
+  CHECK(v.unsupported_version_status == 401);
+  CHECK_THROWS_AS(parse({"--api-versions", "2024-06-15,"}), InputError);
+  CHECK_THROWS_AS(parse({"--api-versions", "2025-01-01"}), InputError);
+  CHECK_THROWS_AS(parse({"--unsupported-version-status", "403"}), InputError);
 }
 
 TEST_CASE("`tsign emulator` prints its environment, then the ready line, and stops at stdin EOF") {

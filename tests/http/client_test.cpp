@@ -513,3 +513,28 @@ TEST_CASE("bad URLs are input errors", "[http][client]") {
   CHECK_THROWS_AS(run_sync(ioc, client.send(get("not a url"))), InputError);
   CHECK_THROWS_AS(run_sync(ioc, client.send(get("/relative/path"))), InputError);
 }
+
+TEST_CASE("a URL goes only to the host and port written, or nowhere", "[http][client]") {
+  // Boost.URL 1.81 ends a host at a leading dotted quad: without the check, the first URL would
+  // go to 127.0.0.1:80 and the second to the server with the request target "x/".
+  TestServer server;
+  asio::io_context ioc;
+  Client client(ioc.get_executor(), fast_options());
+  std::string port = std::to_string(server.port());
+  for (std::string url : {"http://127.0.0.1x:" + port + "/", "http://127.0.0.1:" + port + "x/",
+                          "http://127.0.0.1.example.com:" + port + "/",
+                          "http://127.0.0.1%40example.com:" + port + "/"}) {
+    INFO(url);
+    CHECK_THAT(error_of<InputError>(ioc, client, get(url)), Catch::Contains(url));
+  }
+  CHECK(server.connections() == 0);
+
+  CHECK(http::authority_as_written("https://127.0.0.1:8443/a?b#c"));
+  CHECK(http::authority_as_written("https://[::1]:8443"));
+  CHECK(http::authority_as_written("https://eus.codesigning.azure.net/"));
+  CHECK(http::authority_as_written("https://u:p@host:1/"));  // read as written; callers judge
+  CHECK_FALSE(http::authority_as_written("https://127.0.0.1.evil.com/"));
+  CHECK_FALSE(http::authority_as_written("https://127.0.0.1:8443x/"));
+  CHECK_FALSE(http::authority_as_written("https://127.0.0.1:8443:1/"));
+  CHECK_FALSE(http::authority_as_written("not a url"));
+}

@@ -344,3 +344,147 @@ TEST_CASE("a PE that would reach 4 GiB once signed is refused before a signature
   CHECK(start == head);
   CHECK(listing(d.path / "bin") == std::vector<std::string>{"huge.exe"});
 }
+
+TEST_CASE("an endpoint is read as written: look-alike authorities are refused before any request",
+          "[integration][cloud][bad-input]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto files = samples(d);
+  auto before = contents(files);
+  auto base = emu.action_env(d.path / "bin");
+  // TSIGN_ALLOWED_HOSTS is the emulator's "127.0.0.1,localhost"; its endpoint carries the port.
+  std::string endpoint = emu.var("TSIGN_EMULATOR_ENDPOINT");
+  std::string port = endpoint.substr(std::string("https://127.0.0.1:").size());
+  port.pop_back();  // the trailing '/'
+  for (std::string bad : {
+           std::string("https://127.0.0.1.evil.com/"),  // a dotted quad, then more labels
+           "https://127.0.0.1x:" + port + "/",          // ... then more characters and the port
+           "https://127.0.0.1%40evil.com:" + port + "/",
+           "https://127.0.0.1:" + port + "x/",          // the path does not start with '/'
+           "https://127.0.0.1:" + port + "@evil.com/",  // user information
+           "https://user@127.0.0.1:" + port + "/",
+       }) {
+    auto r = sh(base + "INPUT_ENDPOINT=" + quote(bad) + " " + tsign_cmd() + " action");
+    INFO(bad << "\n" << r.out);
+    CHECK(r.code == 2);
+    std::string shown;  // as a workflow command writes it: '%' escaped
+    for (char c : bad) shown += c == '%' ? std::string("%25") : std::string(1, c);
+    CHECK(r.out.find("endpoint '" + shown + "'") != std::string::npos);
+  }
+  // Nothing was requested of anyone: no GitHub token, no Entra token, no signature.
+  CHECK(emu.request_log().empty());
+  CHECK(contents(files) == before);
+}
+
+// ---- Service API versions (README "Service API versions") --------------------------------------
+
+namespace {
+
+// The emulator's request log, one JSON object per request.
+std::vector<boost::json::object> log_lines(const Emulator& emu) {
+  std::vector<boost::json::object> v;
+  std::istringstream in(emu.request_log());
+  std::string line;
+  while (std::getline(in, line)) v.push_back(boost::json::parse(line).as_object());
+  return v;
+}
+
+// How many requests of `kind` used `api` (and, if given, got `status`).
+int count_api(const Emulator& emu, const std::string& kind, const std::string& api,
+              int status = 0) {
+  int n = 0;
+  for (const auto& l : log_lines(emu))
+    if (l.at("kind").as_string() == kind && l.contains("api") && l.at("api").as_string() == api &&
+        (status == 0 || l.at("status").as_int64() == status))
+      ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a service that speaks only the GA api-version 2024-06-15", "[integration][cloud][api]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--api-versions", "2024-06-15"});
+  auto files = samples(d);
+  auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1") + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  for (auto& f : files) CHECK(emu.verify(f).code == 0);
+  CHECK(count_api(emu, "sign", "2024-06-15", 202) == 5);
+  CHECK(count_api(emu, "poll", "2024-06-15", 200) == emu.count("poll"));
+  CHECK(emu.request_log().find("unsupported-version") == std::string::npos);
+  CHECK(r.out.find("api-version 2024-06-15") != std::string::npos);  // the debug line
+}
+
+TEST_CASE("a service that refuses the GA version: one fallback to the preview for the whole run",
+          "[integration][cloud][api]") {
+  for (std::string status : {"400", "401", "404"}) {
+    TempDir d;
+    Emulator emu(emulator_state(d),
+                 {"--api-versions", "2022-06-15-preview", "--unsupported-version-status", status});
+    auto files = samples(d);
+    // Five files in flight at once: still one refused request, then every one on the preview.
+    auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1") + tsign_cmd() + " action");
+    INFO(status << "\n" << r.out);
+    REQUIRE(r.code == 0);
+    for (auto& f : files) CHECK(emu.verify(f).code == 0);
+    CHECK(count_api(emu, "sign", "2024-06-15") == 1);
+    CHECK(count_api(emu, "sign", "2024-06-15", std::stoi(status)) == 1);
+    CHECK(count_api(emu, "sign", "2022-06-15-preview", 202) == 5);
+    CHECK(count_api(emu, "poll", "2022-06-15-preview", 200) == emu.count("poll"));
+    CHECK(r.out.find("refused api-version 2024-06-15 (HTTP " + status) != std::string::npos);
+    CHECK(r.out.find("using 2022-06-15-preview for the rest of the run") != std::string::npos);
+  }
+}
+
+TEST_CASE("api-version pins one version, which never falls back", "[integration][cloud][api]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--api-versions", "2024-06-15"});
+  auto files = samples(d);
+  auto before = contents(files);
+  auto base = emu.action_env(d.path / "bin");
+
+  // The preview pinned against a GA-only service: refused, no fallback, every file unchanged.
+  auto pinned = sh(base + "INPUT_API_VERSION=2022-06-15-preview " + tsign_cmd() + " action");
+  INFO(pinned.out);
+  CHECK(pinned.code == 2);
+  CHECK(pinned.out.find("does not accept api-version 2022-06-15-preview") != std::string::npos);
+  CHECK(count_api(emu, "sign", "2022-06-15-preview") >= 1);
+  CHECK(count_api(emu, "sign", "2024-06-15") == 0);
+  CHECK(contents(files) == before);
+
+  // Not a version tsign speaks: input error 2 naming the option, nothing requested.
+  auto signs = emu.count("sign");
+  auto entra = emu.count("entra");
+  auto bad = sh(base + "INPUT_API_VERSION=2023-06-15-preview " + tsign_cmd() + " action");
+  INFO(bad.out);
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("api-version") != std::string::npos);
+  CHECK(emu.count("sign") == signs);
+  CHECK(emu.count("entra") == entra);
+
+  // The GA version pinned, as a flag of `tsign sign`: signed.
+  auto flag = sh(emu.env() + tsign_cmd() + " sign --api-version 2024-06-15 --endpoint " +
+                 quote(emu.var("TSIGN_EMULATOR_ENDPOINT")) + " --signing-account-name " +
+                 quote(emu.var("TSIGN_EMULATOR_ACCOUNT")) + " --certificate-profile-name " +
+                 quote(emu.var("TSIGN_EMULATOR_PROFILE")) + " --timestamp-rfc3161 " +
+                 quote(emu.var("TSIGN_EMULATOR_TSA")) + " " + quote(files[0]));
+  INFO(flag.out);
+  CHECK(flag.code == 0);
+  CHECK(emu.verify(files[0]).code == 0);
+}
+
+TEST_CASE("a service that refuses both versions: the first refusal is reported, one fallback",
+          "[integration][cloud][api]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--api-versions", "2023-06-15-preview"});
+  auto files = samples(d);
+  auto before = contents(files);
+  auto r = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("does not accept api-version 2024-06-15") != std::string::npos);
+  CHECK(r.out.find("2022-06-15-preview was refused too") != std::string::npos);
+  CHECK(count_api(emu, "sign", "2022-06-15-preview") == 1);  // the one fallback of the run
+  CHECK(contents(files) == before);
+}

@@ -1,10 +1,14 @@
 // The Trusted Signing signer against a scripted loopback HTTPS fake of the service: the sign /
-// poll flow, failures, malformed answers, refusals, Operation-Location, and that the bearer
-// token never appears in an error message.
+// poll flow, failures, malformed answers, refusals, Operation-Location, both api-versions and
+// the fallback between them, and that the bearer token never appears in an error message.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <future>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
 #include "auth/test_pki.hpp"
@@ -45,14 +49,15 @@ struct FakeService {
   test::TestChain chain;
   std::unique_ptr<Signer> signer;
 
-  FakeService() {
+  // The preview by default: most cases here are about its answer shapes, not the version choice.
+  explicit FakeService(std::optional<ApiVersion> api = ApiVersion::preview_2022_06_15) {
     // The process's own environment: the signer reads TSIGN_ALLOWED_HOSTS like the product.
 #ifdef _WIN32
     _putenv_s("TSIGN_ALLOWED_HOSTS", "127.0.0.1");
 #else
     setenv("TSIGN_ALLOWED_HOSTS", "127.0.0.1", 1);
 #endif
-    TrustedSigningSettings s{server.url("/"), "acct-1", "prof-1", "corr-42"};
+    TrustedSigningSettings s{server.url("/"), "acct-1", "prof-1", "corr-42", api};
     signer = make_trusted_signing_signer(s, client, tokens, log);
   }
 
@@ -67,6 +72,36 @@ struct FakeService {
   static std::string in_progress(const std::string& op = "op-1") {
     return R"({"operationId":")" + op +
            R"(","status":"InProgress","signature":null,"signingCertificate":null})";
+  }
+  // The GA (2024-06-15) shapes: an Azure Core operation with the result wrapped.
+  std::string ga_succeeded(const std::string& op = "op-1") const {
+    Bytes p7 = test::certs_only_pkcs7(
+        {chain.root.cert.get(), chain.leaf.cert.get(), chain.inter.cert.get()});
+    std::string cert = base64_encode(as_bytes(test::mime_base64(p7)));
+    return R"({"id":")" + op + R"(","status":"Succeeded","result":{"signature":"AQIDBA==",)" +
+           R"("signingCertificate":")" + cert + R"("}})";
+  }
+  // `n` sign() calls in flight at once; the number that succeeded, and the errors of the others.
+  std::pair<int, std::vector<std::string>> sign_concurrently(int n) {
+    std::vector<std::future<SignResult>> results;
+    for (int i = 0; i < n; ++i)
+      results.push_back(asio::co_spawn(
+          io,
+          signer->sign(hash(DigestAlg::sha256, as_bytes("file " + std::to_string(i))),
+                       DigestAlg::sha256),
+          asio::use_future));
+    io.restart();
+    io.run();
+    int ok = 0;
+    std::vector<std::string> errors;
+    for (auto& f : results) {
+      try {
+        ok += f.get().chain.size() == 3;
+      } catch (const std::exception& e) {
+        errors.emplace_back(e.what());
+      }
+    }
+    return {ok, errors};
   }
   SignResult sign(DigestAlg alg = DigestAlg::sha256) {
     Bytes digest = hash(alg, as_bytes("signed attributes"));
@@ -215,6 +250,19 @@ TEST_CASE("Operation-Location is followed only on the endpoint's own host", "[si
     CHECK(svc.server.requests("/stolen").empty());
     CHECK(svc.server.requests(kBase + "/sign/op-1").size() == 1);
   }
+  SECTION("a URL that only parses as the same origin: ignored") {
+    FakeService svc;
+    test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
+    // Boost.URL 1.81 reads host 127.0.0.1, this port and the path "x/stolen"; as written it is
+    // no URL of the endpoint's origin at all.
+    accepted.headers.push_back(
+        {"Operation-Location", "https://127.0.0.1:" + std::to_string(svc.server.port()) +
+                                   "x/stolen?api-version=2022-06-15-preview"});
+    svc.server.enqueue(kBase + "/sign", accepted);
+    svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+    CHECK(svc.sign().chain.size() == 3);
+    CHECK(svc.server.requests(kBase + "/sign/op-1").size() == 1);
+  }
   SECTION("the same host: followed") {
     FakeService svc;
     test::Reply accepted = test::Reply::json(202, FakeService::in_progress());
@@ -237,4 +285,135 @@ TEST_CASE("the endpoint is checked before anything is sent", "[signer][network]"
   TrustedSigningSettings s{"https://evil.example/", "a", "p", ""};
   CHECK_THROWS_AS(make_trusted_signing_signer(s, client, tokens, log), InputError);
   CHECK(tokens.calls == 0);
+}
+
+// ---- api-versions -------------------------------------------------------------------------------
+
+TEST_CASE("automatic: the GA contract (2024-06-15) first, its poll in the same version",
+          "[signer][network][api-version]") {
+  FakeService svc(std::nullopt);
+  svc.server.enqueue(kBase + ":sign",
+                     test::Reply::json(202, R"({"id":"op-1","status":"NotStarted"})"));
+  svc.server.enqueue(kBase + "/sign/op-1",
+                     test::Reply::json(200, R"({"id":"op-1","status":"Running"})"));
+  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.ga_succeeded()));
+  SignResult r = svc.sign();
+  CHECK(r.signature == Bytes{1, 2, 3, 4});
+  CHECK(r.chain.size() == 3);
+  auto posts = svc.server.requests(kBase + ":sign");
+  REQUIRE(posts.size() == 1);
+  CHECK(posts[0].target == kBase + ":sign?api-version=2024-06-15");
+  CHECK(posts[0].header("x-correlation-id") == "corr-42");
+  auto polls = svc.server.requests(kBase + "/sign/op-1");
+  REQUIRE(polls.size() == 2);
+  for (const auto& p : polls) CHECK(p.target == kBase + "/sign/op-1?api-version=2024-06-15");
+  CHECK(svc.server.requests(kBase + "/sign").empty());
+}
+
+TEST_CASE("a GA operation that fails reports the Azure Core error",
+          "[signer][network][api-version]") {
+  FakeService svc(ApiVersion::ga_2024_06_15);
+  svc.server.enqueue(kBase + ":sign",
+                     test::Reply::json(202, R"({"id":"op-1","status":"NotStarted"})"));
+  svc.server.enqueue(
+      kBase + "/sign/op-1",
+      test::Reply::json(
+          200,
+          R"({"id":"op-1","status":"Failed","error":{"code":"SigningFailed","message":"the HSM said no"}})"));
+  auto e = svc.sign_error<FileError>();
+  CHECK_THAT(e.what(),
+             Catch::Contains("Failed") && Catch::Contains("SigningFailed: the HSM said no"));
+}
+
+TEST_CASE("a refusal of the GA version: one fallback per run, however many files are in flight",
+          "[signer][network][api-version]") {
+  struct Refusal {
+    const char* name;
+    test::Reply reply;
+  };
+  test::Reply unsupported = test::Reply::json(
+      400, R"({"error":{"code":"UnsupportedApiVersion","message":"not this version"}})");
+  unsupported.headers.push_back({"x-ms-error-code", "UnsupportedApiVersion"});
+  for (const auto& refusal :
+       {Refusal{"400 UnsupportedApiVersion", unsupported},
+        Refusal{"bare 401", test::Reply::text(401, "")},
+        Refusal{"404", test::Reply::json(404, R"({"error":{"code":"NotFound","message":"m"}})")}}) {
+    DYNAMIC_SECTION(refusal.name) {
+      FakeService svc(std::nullopt);
+      svc.server.on(kBase + ":sign", [&](const test::Request&) { return refusal.reply; });
+      svc.server.on(kBase + "/sign", [](const test::Request&) {
+        return test::Reply::json(202, FakeService::in_progress());
+      });
+      svc.server.on(kBase + "/sign/op-1",
+                    [&](const test::Request&) { return test::Reply::json(200, svc.succeeded()); });
+      auto [ok, errors] = svc.sign_concurrently(16);
+      INFO((errors.empty() ? "" : errors.front()));
+      CHECK(ok == 16);
+      // The first request probed alone; the 15 others waited and went straight to the preview.
+      CHECK(svc.server.requests(kBase + ":sign").size() == 1);
+      CHECK(svc.server.requests(kBase + "/sign").size() == 16);
+      for (const auto& p : svc.server.requests(kBase + "/sign/op-1"))
+        CHECK(p.target == kBase + "/sign/op-1?api-version=2022-06-15-preview");
+      // Remembered for the rest of the run.
+      CHECK(svc.sign().chain.size() == 3);
+      CHECK(svc.server.requests(kBase + ":sign").size() == 1);
+    }
+  }
+}
+
+TEST_CASE("both versions refused: the first refusal is the error, and no second fallback",
+          "[signer][network][api-version]") {
+  FakeService svc(std::nullopt);
+  svc.server.on(kBase + ":sign", [](const test::Request&) { return test::Reply::text(401, ""); });
+  svc.server.on(kBase + "/sign", [](const test::Request&) {
+    return test::Reply::json(
+        400, R"({"errorDetail":{"code":"UnsupportedApiVersion","message":"preview retired"}})");
+  });
+  auto e = svc.sign_error<AuthError>();
+  std::string m = e.what();
+  CHECK(e.code() == ExitCode::auth);
+  CHECK_THAT(m, Catch::Contains("HTTP 401") &&
+                    Catch::Contains("api-version 2022-06-15-preview was refused too") &&
+                    Catch::Contains("preview retired"));
+  CHECK(svc.server.requests(kBase + ":sign").size() == 1);
+  CHECK(svc.server.requests(kBase + "/sign").size() == 1);
+  svc.sign_error<AuthError>();
+  CHECK(svc.server.requests(kBase + ":sign").size() == 2);
+  CHECK(svc.server.requests(kBase + "/sign").size() == 1);  // fell back once per run
+}
+
+TEST_CASE("a first answer that is not about the version settles nothing",
+          "[signer][network][api-version]") {
+  FakeService svc(std::nullopt);
+  svc.server.enqueue(kBase + ":sign",
+                     test::Reply::json(400, R"({"error":{"code":"BadRequest","message":"m"}})"));
+  svc.server.enqueue(kBase + ":sign",
+                     test::Reply::json(202, R"({"id":"op-1","status":"NotStarted"})"));
+  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.ga_succeeded()));
+  CHECK_THAT(svc.sign_error<FileError>().what(), Catch::Contains("BadRequest"));
+  CHECK(svc.sign().chain.size() == 3);
+  CHECK(svc.server.requests(kBase + ":sign").size() == 2);
+  CHECK(svc.server.requests(kBase + "/sign").empty());
+}
+
+TEST_CASE("a pinned api-version never falls back", "[signer][network][api-version]") {
+  SECTION("the preview, refused by a GA-only service: input error naming the version") {
+    FakeService svc(ApiVersion::preview_2022_06_15);
+    test::Reply unsupported = test::Reply::json(
+        400, R"({"error":{"code":"UnsupportedApiVersion","message":"use 2024-06-15"}})");
+    svc.server.on(kBase + "/sign", [&](const test::Request&) { return unsupported; });
+    auto e = svc.sign_error<InputError>();
+    CHECK_THAT(e.what(), Catch::Contains("does not accept api-version 2022-06-15-preview") &&
+                             Catch::Contains("pinned by the api-version option"));
+    CHECK(svc.server.requests(kBase + "/sign").size() == 1);
+    CHECK(svc.server.requests(kBase + ":sign").empty());
+  }
+  SECTION("the GA version, answered 401") {
+    FakeService svc(ApiVersion::ga_2024_06_15);
+    svc.server.on(kBase + ":sign", [](const test::Request&) { return test::Reply::text(401, ""); });
+    auto e = svc.sign_error<AuthError>();
+    CHECK_THAT(e.what(), Catch::Contains("api-version 2024-06-15 was pinned"));
+    CHECK(svc.server.requests(kBase + ":sign").size() == 1);
+    CHECK(svc.server.requests(kBase + "/sign").empty());
+  }
 }

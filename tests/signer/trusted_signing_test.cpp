@@ -44,6 +44,15 @@ TEST_CASE("check_endpoint refuses every other host and tricky spellings", "[sign
            "https://localhost.evil.com/",
            "https://127.0.0.2/",
            "",
+           // Read differently from how they are written (Boost.URL ends a host at a dotted quad):
+           "https://127.0.0.1.evil.com/",
+           "https://127.0.0.1x:8443/",
+           "https://127.0.0.1:8443x/",
+           "https://127.0.0.1:8443@evil.com/",
+           "https://127.0.0.1%40evil.com/",
+           "https://127.0.0.1:99999/",
+           "https://127.0.0.1:0/",
+           "https://127.0.0.1:/",
        }) {
     INFO(bad);
     try {
@@ -176,4 +185,81 @@ TEST_CASE("parse_sign_status reads both api-versions' shapes", "[signer]") {
                     Catch::Contains("the signing service sent a malformed answer"));
   CHECK_THROWS_AS(parse_sign_status("[1,2]"), FileError);
   CHECK_THROWS_AS(parse_sign_status(""), FileError);
+}
+
+TEST_CASE("parse_sign_status reads the GA (2024-06-15) Azure Core operation", "[signer]") {
+  // The 202 of `:sign` (its example in the OpenAPI description has "In Progress" and an empty
+  // result), a Running poll, and the final answer with the wrapped result.
+  auto s = parse_sign_status(R"({"id":"op-5","status":"In Progress","result":{}})");
+  CHECK(s.operation_id == "op-5");
+  CHECK(s.status == "In Progress");
+  CHECK_FALSE(s.signature);
+
+  s = parse_sign_status(R"({"id":"op-5","status":"Running"})");
+  CHECK(s.status == "Running");
+
+  s = parse_sign_status(
+      R"({"id":"op-5","status":"Succeeded","result":{"signature":"AAEC","signingCertificate":"Y2VydA=="}})");
+  CHECK(s.operation_id == "op-5");
+  CHECK(s.status == "Succeeded");
+  CHECK(s.signature == std::optional<std::string>("AAEC"));
+  CHECK(s.signing_certificate == std::optional<std::string>("Y2VydA=="));
+  CHECK(s.error.empty());
+
+  // Failed: the poll's `error` is an Azure Core Error; the sign answer's an ErrorResponse.
+  s = parse_sign_status(
+      R"({"id":"op-6","status":"Failed","error":{"code":"SigningFailed","message":"HSM unavailable","target":"digest","details":[]}})");
+  CHECK(s.status == "Failed");
+  CHECK(s.error == "SigningFailed: HSM unavailable (target digest)");
+  s = parse_sign_status(
+      R"({"id":"op-7","status":"Failed","error":{"error":{"code":"Bad","message":"m"}}})");
+  CHECK(s.error == "Bad: m");
+  s = parse_sign_status(R"({"id":"op-8","status":"Running","error":null,"result":null})");
+  CHECK(s.error.empty());
+}
+
+TEST_CASE("service errors in every shape, and the refusals that may mean the api-version",
+          "[signer]") {
+  CHECK(service_error_text(R"({"error":{"code":"UnsupportedApiVersion","message":"no"}})", "") ==
+        "UnsupportedApiVersion: no");
+  CHECK(service_error_text(R"({"errorDetail":{"code":"NotFound","message":"m"}})", "") ==
+        "NotFound: m");
+  CHECK(service_error_text("", "UnsupportedApiVersion") == "UnsupportedApiVersion");
+  CHECK(service_error_text("<html>Bad Request</html>", " Throttled ") == "Throttled");
+  CHECK(service_error_text(R"({"error":{"code":"X","message":"m"}})", "X") == "X: m");
+  CHECK(service_error_text(R"({"error":{"code":"X","message":"m"}})", "Y") == "Y X: m");
+  CHECK(service_error_text("", "").empty());
+
+  CHECK(
+      refused_for_version(400, R"({"error":{"code":"UnsupportedApiVersion","message":"m"}})", ""));
+  CHECK(refused_for_version(400, "", "UnsupportedApiVersion"));
+  CHECK(refused_for_version(400, R"({"error":{"code":"InvalidApiVersionParameter"}})", ""));
+  CHECK(refused_for_version(400, R"({"errorDetail":{"code":"UnsupportedApiVersion"}})", ""));
+  CHECK(refused_for_version(401, "", ""));
+  CHECK(refused_for_version(404, R"({"errorDetail":{"code":"NotFound"}})", ""));
+  CHECK_FALSE(refused_for_version(400, R"({"errorDetail":{"code":"BadRequest"}})", ""));
+  CHECK_FALSE(refused_for_version(400, "", ""));
+  CHECK_FALSE(refused_for_version(403, "", ""));
+  CHECK_FALSE(refused_for_version(429, "", "UnsupportedApiVersion"));
+  CHECK_FALSE(refused_for_version(500, "", ""));
+}
+
+TEST_CASE("the URLs of both contracts", "[signer]") {
+  TrustedSigningSettings s{"https://eus.codesigning.azure.net/", "my acct", "prof:1", ""};
+  std::string p = profile_url(s);
+  CHECK(p ==
+        "https://eus.codesigning.azure.net/codesigningaccounts/my%20acct/certificateprofiles/"
+        "prof%3A1");
+  CHECK(sign_url(p, ApiVersion::ga_2024_06_15) == p + ":sign?api-version=2024-06-15");
+  CHECK(sign_url(p, ApiVersion::preview_2022_06_15) == p + "/sign?api-version=2022-06-15-preview");
+  CHECK(poll_url(p, "op-1", ApiVersion::ga_2024_06_15) == p + "/sign/op-1?api-version=2024-06-15");
+  CHECK(poll_url(p, "a/b", ApiVersion::preview_2022_06_15) ==
+        p + "/sign/a%2Fb?api-version=2022-06-15-preview");
+
+  CHECK(parse_api_version("2024-06-15") == ApiVersion::ga_2024_06_15);
+  CHECK(parse_api_version(" 2022-06-15-PREVIEW ") == ApiVersion::preview_2022_06_15);
+  CHECK_FALSE(parse_api_version(""));
+  CHECK_FALSE(parse_api_version("2023-06-15-preview"));
+  CHECK(api_version_name(ApiVersion::ga_2024_06_15) == "2024-06-15");
+  CHECK(api_version_name(ApiVersion::preview_2022_06_15) == "2022-06-15-preview");
 }

@@ -43,6 +43,7 @@ TEST_CASE("every interface.md option is declared once", "[cli]") {
                     "concurrency",
                     "batch-size",
                     "correlation-id",
+                    "api-version",
                     "azure-tenant-id",
                     "azure-client-id",
                     "azure-client-secret",
@@ -107,6 +108,29 @@ TEST_CASE("integers and choices are range-checked", "[cli]") {
   CHECK_THROWS_AS(validate(args({"--concurrency=-1"})), InputError);
   CHECK_THROWS_AS(validate(args({"--file-digest=MD5"})), InputError);
   CHECK_NOTHROW(validate(args({"--file-digest=sha512"})));
+}
+
+TEST_CASE("api-version: the two versions tsign speaks, any case; empty = automatic", "[cli]") {
+  CHECK_NOTHROW(validate(args({"--api-version=2024-06-15"})));
+  CHECK_NOTHROW(validate(args({"--api-version", "2022-06-15-preview"})));
+  CHECK_NOTHROW(validate(args({"--api-version=2022-06-15-PREVIEW"})));
+  CHECK_NOTHROW(validate(args({"--api-version="})));
+  CHECK_THAT(
+      [] {
+        try {
+          validate(args({"--api-version=2023-06-15-preview"}));
+        } catch (const InputError& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      }(),
+      Catch::StartsWith("api-version: '2023-06-15-preview' is not one of"));
+  auto o = parse_env(env_of({{"INPUT_API_VERSION", "2024-06-15"}}));
+  CHECK(o.str("api-version") == "2024-06-15");
+  CHECK_FALSE(parse_env(env_of({{"INPUT_API_VERSION", ""}})).is_given("api-version"));
+  CHECK(args({}).str("api-version").empty());  // automatic by default
+  // Empty is "not given" only without a default: file-digest="" stays an error.
+  CHECK_THROWS_AS(validate(args({"--file-digest="})), InputError);
 }
 
 TEST_CASE("INPUT_* variables in both spellings", "[cli]") {
