@@ -538,7 +538,9 @@ TEST_CASE("bad URLs are input errors", "[http][client]") {
 TEST_CASE("authorize is asked before every attempt and its headers go with that attempt",
           "[http][client][retry][authorize]") {
   TestServer server;
-  server.enqueue("/a", {.status = 429, .headers = {{"Retry-After", "0"}}});
+  // Closed after the 429, so that the drop is on a fresh connection: a failed attempt, not the
+  // silent replacement of a stale pooled one (which keeps the attempt and its headers).
+  server.enqueue("/a", {.status = 429, .headers = {{"Retry-After", "0"}}, .close = true});
   server.enqueue("/a", Reply::failure(Fault::drop));
   server.enqueue("/a", Reply::text(503, "busy"));
   server.enqueue("/a", Reply::text(200, "done"));
