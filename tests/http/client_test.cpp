@@ -592,8 +592,11 @@ TEST_CASE("headers that went stale while waiting for a connection are asked for 
   auto seen = server.requests("/slow");
   REQUIRE(seen.size() == 2);
   CHECK(seen[0].header("authorization") == "Bearer token-1");
-  // Not token-2, taken before the wait: a new one after it.
-  CHECK(seen[1].header("authorization") == "Bearer token-3");
+  // Not token-2, taken before the wait: a new one after it (token-3, or later on a machine so
+  // loaded that token-3 went stale too).
+  CHECK(seen[1].header("authorization") != "Bearer token-2");
+  CHECK(seen[1].header("authorization").value_or("").starts_with("Bearer token-"));
+  CHECK(asked >= 3);
 }
 
 // ---------------------------------------------------------------- re-sending (RFC 9110 §9.2.2)
