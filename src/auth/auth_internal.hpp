@@ -64,6 +64,9 @@ std::string github_oidc_url(const std::string& request_url, const std::string& a
 // AuthError on a malformed answer (never quoting the body: it may hold a token).
 AccessToken parse_token_response(std::string_view body, SysClock::time_point now,
                                  const std::string& who);
+// For http::Request::usable of a token request: false for a 200 whose body is not a JSON object
+// (cut short or garbled), which is then asked for again within the retry budget.
+bool usable_token_answer(const http::Response& res);
 // `az account get-access-token --output json`: accessToken, expires_on (POSIX seconds,
 // CLI >= 2.54) or expiresOn (local time "YYYY-MM-DD HH:MM:SS.ffffff"). Throws Unavailable.
 AccessToken parse_azure_cli_output(std::string_view json, SysClock::time_point now);

@@ -90,6 +90,13 @@ class TokenCache final : public TokenSource {
 
   std::string name() const override { return inner_->name(); }
 
+  void invalidate(const Secret& rejected) override {
+    if (!cached_ || cached_->token.reveal() != rejected.reveal()) return;  // replaced already
+    log_.debug("the service refused the access token from the " + inner_->name() +
+               " credential as expired or invalid; getting a new one");
+    cached_.reset();
+  }
+
  private:
   struct Flight {
     explicit Flight(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}

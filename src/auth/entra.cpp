@@ -13,6 +13,7 @@
 #include <boost/url/url.hpp>
 
 #include "auth/auth_internal.hpp"
+#include "common/bytes.hpp"
 #include "common/error.hpp"
 
 namespace tsign::auth {
@@ -121,6 +122,29 @@ std::string github_oidc_url(const std::string& request_url, const std::string& a
   return std::string(u.buffer());
 }
 
+bool expired(const AccessToken& token, SysClock::time_point now) {
+  if (now >= token.expires_on) return true;
+  // header.payload.signature, base64url (RFC 7515 §7.1); anything else is opaque to us.
+  const std::string& t = token.token.reveal();
+  auto first = t.find('.');
+  auto second = first == std::string::npos ? first : t.find('.', first + 1);
+  if (second == std::string::npos) return false;
+  auto payload = base64url_decode(std::string_view(t).substr(first + 1, second - first - 1));
+  if (!payload) return false;
+  boost::system::error_code ec;
+  json::value v = json::parse(to_string(*payload), ec);
+  if (ec || !v.is_object()) return false;
+  auto exp = as_seconds(v.as_object().if_contains("exp"));
+  return exp && now >= SysClock::time_point(std::chrono::seconds(*exp));
+}
+
+bool usable_token_answer(const http::Response& res) {
+  if (res.status != 200) return true;  // refusals are read as they are
+  boost::system::error_code ec;
+  json::value v = json::parse(res.body, ec);
+  return !ec && v.is_object();
+}
+
 AccessToken parse_token_response(std::string_view body, SysClock::time_point now,
                                  const std::string& who) {
   boost::system::error_code ec;
@@ -152,6 +176,10 @@ boost::asio::awaitable<AccessToken> request_entra_token(
   req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                  {"Accept", "application/json"}};
   req.body = form_encode(form);
+  // A POST, but a client credentials grant changes nothing at Entra: a token answer that is cut
+  // short is asked for again like any failed request.
+  req.idempotent = true;
+  req.usable = usable_token_answer;
   std::string host = host_of(token_url);
   http::Response res;
   try {

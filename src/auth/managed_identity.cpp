@@ -55,6 +55,7 @@ class AppServiceIdentitySource final : public TokenSource {
     http::Request req;
     req.url = url_;
     req.headers = {{"X-IDENTITY-HEADER", header_.reveal()}, {"Accept", "application/json"}};
+    req.usable = usable_token_answer;
     http::Response res;
     try {
       res = co_await client_.send(std::move(req));
@@ -91,6 +92,7 @@ class ImdsSource final : public TokenSource {
     http::Request req;
     req.url = url_;
     req.headers = {{"Metadata", "true"}, {"Accept", "application/json"}};
+    req.usable = usable_token_answer;
     http::Response res;
     try {
       res = co_await client_.send(std::move(req));

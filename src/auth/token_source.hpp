@@ -27,7 +27,15 @@ class TokenSource {
   // Throws AuthError (exit 3) with what the service said when it refuses.
   virtual boost::asio::awaitable<AccessToken> get_token() = 0;
   virtual std::string name() const = 0;  // "client secret", "GitHub OIDC", ...
+  // The service refused `rejected` as expired or invalid: the next get_token() must not return
+  // it. A token already replaced is left alone, so that many requests refused together cause
+  // one refresh, not one each. Sources that do not cache ignore it.
+  virtual void invalidate(const Secret& rejected) { (void)rejected; }
 };
+
+// Whether the token has expired at `now`: its expires_on, or the `exp` claim of a JWT access
+// token (RFC 7519 §4.1.4) when that is earlier.
+bool expired(const AccessToken& token, std::chrono::system_clock::time_point now);
 
 // Inputs of the chain (from the option table and the environment).
 struct CredentialSettings {

@@ -194,6 +194,8 @@ boost::asio::awaitable<Bytes> TimestampClient::stamp_owned(Bytes signature_value
   // An authority answers in well under a second; a hung one is better retried than waited for
   // the default minute.
   r.timeout = std::chrono::seconds(30);
+  // A POST, but asking again changes nothing at the authority and costs nothing.
+  r.idempotent = true;
   const http::Response resp = co_await client_.send(std::move(r));
   if (resp.status < 200 || resp.status >= 300)
     throw FileError("time-stamp authority " + url_ + " answered HTTP " +

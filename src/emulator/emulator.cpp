@@ -69,9 +69,11 @@ Fault injection (each "every N" counts sign + poll requests; --tsa-fail-every co
   --throttle-every N            429 with Retry-After: 1
   --capacity N                  at most N sign/poll requests at once (with --latency-ms);
                                 one more is answered 429 with Retry-After: 1
-  --fail-every N                503
+  --fail-every N                503 with Retry-After: 1
   --drop-every N                close the connection without answering
   --malformed-every N           200/202 with a truncated JSON body
+  --drop-polls-every N          close the connection without answering, every Nth poll
+  --malformed-polls-every N     200 with a truncated JSON body, every Nth poll
   --tsa-fail-every N            503 from the time-stamp authority
   --bad-signature               sign a different digest than the one asked for
   --chain-without-eku           leaf certificate without the codeSigning EKU
@@ -143,6 +145,10 @@ Options parse_options(std::span<const std::string> args) {
       o.drop_every = count();
     } else if (name == "--malformed-every") {
       o.malformed_every = count();
+    } else if (name == "--drop-polls-every") {
+      o.drop_polls_every = count();
+    } else if (name == "--malformed-polls-every") {
+      o.malformed_polls_every = count();
     } else if (name == "--tsa-fail-every") {
       o.tsa_fail_every = count();
     } else if (name == "--bad-signature") {

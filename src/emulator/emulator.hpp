@@ -35,9 +35,13 @@ struct Options {
   // At most this many sign/poll requests served at once (a request is "served" until its
   // latency has passed); one more is answered 429 with Retry-After: 1, as a service at capacity.
   int capacity = 0;
-  int fail_every = 0;              // 503
-  int drop_every = 0;              // connection closed without an answer
-  int malformed_every = 0;         // 200/202 with a truncated JSON body
+  int fail_every = 0;       // 503 with Retry-After: 1
+  int drop_every = 0;       // connection closed without an answer
+  int malformed_every = 0;  // 200/202 with a truncated JSON body
+  // The same two faults for status polls only, counting poll requests: a poll is idempotent, so
+  // a client may ask again (a sign request it may not).
+  int drop_polls_every = 0;
+  int malformed_polls_every = 0;
   int tsa_fail_every = 0;          // 503 from the TSA
   bool bad_signature = false;      // signature over a different digest
   bool chain_without_eku = false;  // leaf lacks the codeSigning EKU

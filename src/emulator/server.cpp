@@ -258,6 +258,7 @@ struct Server::Impl {
   std::unordered_map<std::string, SysClock::time_point> access_tokens;
   std::unordered_map<std::string, Operation> operations;
   std::uint64_t service_requests = 0;
+  std::uint64_t poll_requests = 0;
   int service_in_flight = 0;  // sign/poll requests whose latency has not passed (--capacity)
   std::uint64_t tsa_requests = 0;
   std::uint64_t tsa_serial = 0;
@@ -720,6 +721,10 @@ Answer Server::Impl::handle_entra(const StringRequest& req, const std::string& t
 std::optional<Answer> Server::Impl::service_fault(const std::string& kind, bool is_sign) {
   std::uint64_t n = ++service_requests;
   auto every = [n](int k) { return k > 0 && n % static_cast<std::uint64_t>(k) == 0; };
+  std::uint64_t polls = is_sign ? 0 : ++poll_requests;
+  auto every_poll = [polls](int k) {
+    return polls > 0 && k > 0 && polls % static_cast<std::uint64_t>(k) == 0;
+  };
   if (opts.capacity > 0 && service_in_flight >= opts.capacity) {
     Answer a = error_detail(http::status::too_many_requests, "TooManyRequests",
                             "The emulator serves at most " + std::to_string(opts.capacity) +
@@ -729,7 +734,7 @@ std::optional<Answer> Server::Impl::service_fault(const std::string& kind, bool 
     a.fault = "capacity";
     return a;
   }
-  if (every(opts.drop_every)) {
+  if (every(opts.drop_every) || every_poll(opts.drop_polls_every)) {
     Answer a;
     a.kind = kind;
     a.drop = true;
@@ -749,10 +754,12 @@ std::optional<Answer> Server::Impl::service_fault(const std::string& kind, bool 
     Answer a = error_detail(
         http::status::service_unavailable, "ServiceUnavailable",
         "The emulator fails every " + std::to_string(opts.fail_every) + "th request.", "", kind);
+    // As Azure services say when they will be back (RFC 9110 §10.2.3).
+    a.res.set(http::field::retry_after, "1");
     a.fault = "fail";
     return a;
   }
-  if (every(opts.malformed_every)) {
+  if (every(opts.malformed_every) || every_poll(opts.malformed_polls_every)) {
     Answer a = json_answer(is_sign ? http::status::accepted : http::status::ok, nullptr, kind);
     a.res.body() = R"({"operationId":")" + random_id() + R"(","status":"InPro)";
     a.fault = "malformed";
@@ -796,11 +803,17 @@ Answer Server::Impl::handle_signing(const StringRequest& req, const boost::urls:
   std::string token = bearer(req);
   auto it = access_tokens.find(token);
   if (token.empty() || it == access_tokens.end() || it->second <= SysClock::now()) {
-    Answer a = error(
-        http::status::unauthorized, "Unauthorized",
-        token.empty() ? "No bearer token." : "The access token is unknown or has expired.", "");
-    a.res.set(http::field::www_authenticate,
-              "Bearer authorization_uri=\"" + ep.base_url + ep.tenant_id + "\"");
+    // RFC 6750 §3.1 as Entra-protected Azure services answer: no error code when no token was
+    // sent, invalid_token (with why) for a token that is not or no longer good.
+    const bool known = !token.empty() && it != access_tokens.end();
+    std::string why = token.empty() ? ""
+                      : known       ? "The access token expired"
+                                    : "The access token is invalid";
+    Answer a = error(http::status::unauthorized, "Unauthorized",
+                     token.empty() ? "No bearer token." : why + ".", "");
+    std::string challenge = "Bearer authorization_uri=\"" + ep.base_url + ep.tenant_id + "\"";
+    if (!token.empty()) challenge += ", error=\"invalid_token\", error_description=\"" + why + "\"";
+    a.res.set(http::field::www_authenticate, challenge);
     return a;
   }
 

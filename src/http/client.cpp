@@ -9,6 +9,15 @@
 //   A pooled keep-alive connection the server has silently closed is replaced once, at once,
 //   without spending an attempt.
 //
+// Re-sending (RFC 9110 §9.2.2, RFC 9112 §9.3.1): an idempotent request is sent again after any
+// transient failure. A non-idempotent one (a sign POST: each one is a paid signature) only when
+// the server cannot have acted on it: nothing was delivered, or it answered 408/429/503. The
+// classic trap is a keep-alive connection the server closed while it sat idle: before a pooled
+// connection is used it is checked for a pending close (as urllib3 does), so that case is caught
+// before anything is written. Once the request is written, a close without any answer looks
+// exactly like a server that accepted the request and died before answering: a POST is then not
+// re-sent, and fails.
+//
 // Threading: see client.hpp. All pool state below is touched only from the io_context's single
 // thread and never across a co_await while in an inconsistent state, so it needs no lock.
 #include "http/client.hpp"
@@ -130,12 +139,21 @@ Target parse_target(const std::string& url) {
 // One attempt failed. `retryable`: worth another attempt (reset, refused, timeout, 5xx-like);
 // `timeout`: the attempt ran out of time (which becomes DeadlineError once the run's deadline
 // has passed).
+// `sent`: the whole request had been written, so the server may have acted on it.
 struct AttemptError : std::runtime_error {
-  AttemptError(bool r, bool t, const std::string& m)
-      : std::runtime_error(m), retryable(r), timeout(t) {}
+  AttemptError(bool r, bool t, const std::string& m, bool s = false)
+      : std::runtime_error(m), retryable(r), timeout(t), sent(s) {}
   bool retryable;
   bool timeout;
+  bool sent;
 };
+
+bool may_resend(const Request& req) {
+  if (req.idempotent) return *req.idempotent;
+  for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+    if (req.method == m) return true;
+  return false;
+}
 
 // Answers that say "slow down" rather than "failed": they shrink the host's window.
 bool throttling_status(unsigned status) {
@@ -143,7 +161,10 @@ bool throttling_status(unsigned status) {
 }
 
 // A pooled connection turned out to be closed by the server before it answered anything.
-struct StaleConnection {};
+// `written`: the request had been written to it in full.
+struct StaleConnection {
+  bool written;
+};
 
 std::string seconds_text(Clock::duration d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -288,7 +309,26 @@ struct Lease {
   ~Lease() {
     if (pool) pool->release(reusable ? std::move(conn) : nullptr);
   }
+  // Gives the slot back unused (an idle connection it came with goes back to the pool).
+  void give_back() {
+    if (pool) pool->release(std::move(conn));
+    pool = nullptr;
+  }
 };
+
+// Whether the server closed an idle pooled connection (or sent something unasked, such as a TLS
+// close_notify): an idle HTTP/1.1 connection has nothing to read. A non-blocking peek, which
+// leaves the asynchronous operations of the socket as they were.
+bool closed_while_idle(Connection& c) {
+  auto& sock = c.lowest().socket();
+  error_code ec, ignored;
+  sock.non_blocking(true, ec);
+  if (ec) return true;
+  char byte;
+  sock.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+  sock.non_blocking(false, ignored);
+  return ec != asio::error::would_block;
+}
 
 // host_name_verification answers "no" without saying why; record the reason so the error
 // message can name it ("hostname mismatch") instead of a bare "certificate verify failed".
@@ -362,7 +402,8 @@ struct Client::Impl {
   asio::awaitable<std::unique_ptr<Connection>> connect(const Target& t, Clock::time_point limit);
   template <class Stream>
   asio::awaitable<Response> exchange(Stream& s, Connection& c, const Target& t, const Request& req,
-                                     Clock::time_point limit, bool reused, bool& keep_alive);
+                                     const Authorization& auth, Clock::time_point limit,
+                                     bool reused, bool& keep_alive);
 };
 
 asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request req) {
@@ -375,6 +416,7 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
   // request is not failing, it is being paced: it gets a larger budget, the deadline bounds both.
   const int max_failures = req.retry ? std::max(1, policy.max_attempts) : 1;
   const int max_throttled = req.retry ? std::max(1, policy.max_throttled_attempts) : 1;
+  const bool resend = may_resend(req);
   int failures = 0, throttles = 0;
   for (int n = 1;; ++n) {
     if (self->deadline_passed()) deadline_error(t);
@@ -385,21 +427,41 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
       answer = co_await self->attempt(pool, t, req, started);
     } catch (const AttemptError& e) {
       if (e.timeout && self->deadline_passed()) deadline_error(t);
-      if (!e.retryable || ++failures >= max_failures) throw TransportError(e.what());
+      if (!e.retryable) throw TransportError(e.what());
+      if (e.sent && !resend)
+        throw TransportError(std::string(e.what()) + " after the " + req.method +
+                             " request was sent; it is not sent again, as the server may have "
+                             "acted on it");
+      if (++failures >= max_failures) throw TransportError(e.what());
       reason = e.what();
     }
     if (answer) {
+      const unsigned status = answer->status;
+      // A 2xx whose body cannot be used (cut short, unparseable) is a failed attempt like a
+      // dropped connection: asking again is harmless for an idempotent request.
+      const bool unusable =
+          resend && req.usable && status >= 200 && status < 300 && !req.usable(*answer);
       if (self->opts.adaptive_concurrency) {
-        if (throttling_status(answer->status))
+        if (throttling_status(status))
           pool.on_throttled(started);
-        else if (answer->status < 400)
+        else if (status < 400 && !unusable)
           pool.on_success();
       }
-      if (!RetryPolicy::retryable_status(answer->status)) co_return std::move(*answer);
-      const bool out_of_budget =
-          answer->status == 429 ? ++throttles >= max_throttled : ++failures >= max_failures;
-      if (out_of_budget) co_return std::move(*answer);
-      reason = t.host_header + " answered HTTP " + std::to_string(answer->status);
+      if (unusable) {
+        if (++failures >= max_failures) co_return std::move(*answer);
+        reason = t.host_header + " sent an unusable answer (HTTP " + std::to_string(status) +
+                 " with a truncated or unparseable body)";
+      } else {
+        if (!RetryPolicy::retryable_status(status) ||
+            (!resend && !RetryPolicy::not_processed_status(status)))
+          co_return std::move(*answer);
+        // 429, and a 503 that says when to come back, pace the request rather than fail it.
+        const bool paced = status == 429 || (status == 503 && answer->header("retry-after"));
+        const bool out_of_budget =
+            paced ? ++throttles >= max_throttled : ++failures >= max_failures;
+        if (out_of_budget) co_return std::move(*answer);
+        reason = t.host_header + " answered HTTP " + std::to_string(status);
+      }
     }
     auto wait = policy.delay(n, answer ? &*answer : nullptr);
     if (self->opts.deadline && Clock::now() + wait >= *self->opts.deadline)
@@ -418,25 +480,42 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
 asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Target& t, const Request& req,
                                                 Clock::time_point& started) {
   Lease lease;
-  // Waiting for a free connection is local queueing, not the server being slow: only the run's
-  // deadline bounds it. The attempt's own timeout starts once a connection is ours.
-  co_await acquire(pool, lease, opts.deadline.value_or(Clock::time_point::max()), t);
+  Authorization auth;
+  for (int asked = 1;; ++asked) {
+    // Asked before a connection is held: a token refresh may need one of the same pool.
+    if (req.authorize) auth = co_await req.authorize();
+    // Waiting for a free connection is local queueing, not the server being slow: only the
+    // run's deadline bounds it. The attempt's own timeout starts once a connection is ours.
+    co_await acquire(pool, lease, opts.deadline.value_or(Clock::time_point::max()), t);
+    // The wait outlasted the headers (a token expired while throttled requests queued): ask
+    // again rather than send a token the server will refuse. Twice at most, whatever the clock.
+    if (asked >= 3 || Clock::now() < auth.valid_until) break;
+    lease.give_back();
+  }
   started = Clock::now();
   const auto limit = attempt_limit(req.timeout);
+  const bool resend = may_resend(req);
   for (bool replaced_stale = false;;) {
-    const bool reused = lease.conn != nullptr;
+    bool reused = lease.conn != nullptr;
+    if (reused && closed_while_idle(*lease.conn)) {
+      lease.conn.reset();
+      reused = false;
+    }
     if (!reused) lease.conn = co_await connect(t, limit);
     bool stale = false;
     bool keep_alive = false;
     std::optional<Response> answer;
     try {
       if (lease.conn->tls)
-        answer =
-            co_await exchange(*lease.conn->tls, *lease.conn, t, req, limit, reused, keep_alive);
+        answer = co_await exchange(*lease.conn->tls, *lease.conn, t, req, auth, limit, reused,
+                                   keep_alive);
       else
-        answer =
-            co_await exchange(*lease.conn->plain, *lease.conn, t, req, limit, reused, keep_alive);
-    } catch (const StaleConnection&) {
+        answer = co_await exchange(*lease.conn->plain, *lease.conn, t, req, auth, limit, reused,
+                                   keep_alive);
+    } catch (const StaleConnection& s) {
+      if (s.written && !resend)
+        throw AttemptError(true, false, t.host_header + " closed the connection without answering",
+                           true);
       stale = true;
     }
     if (stale) {
@@ -564,8 +643,9 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Target&
 
 template <class Stream>
 asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Target& t,
-                                                 const Request& req, Clock::time_point limit,
-                                                 bool reused, bool& keep_alive) {
+                                                 const Request& req, const Authorization& auth,
+                                                 Clock::time_point limit, bool reused,
+                                                 bool& keep_alive) {
   bhttp::request<bhttp::string_body> m;
   m.version(11);
   auto verb = bhttp::string_to_verb(req.method);
@@ -576,13 +656,15 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
   m.target(t.target);
   m.set(bhttp::field::host, t.host_header);
   m.set(bhttp::field::user_agent, opts.user_agent);
-  for (const auto& [name, value] : req.headers) {
-    auto f = bhttp::string_to_field(name);
-    if (f == bhttp::field::host || f == bhttp::field::content_length) continue;  // ours
-    if (f == bhttp::field::user_agent)
-      m.set(f, value);
-    else
-      m.insert(name, value);
+  for (const auto* headers : {&req.headers, &auth.headers}) {
+    for (const auto& [name, value] : *headers) {
+      auto f = bhttp::string_to_field(name);
+      if (f == bhttp::field::host || f == bhttp::field::content_length) continue;  // ours
+      if (f == bhttp::field::user_agent)
+        m.set(f, value);
+      else
+        m.insert(name, value);
+    }
   }
   m.body() = req.body;
   m.keep_alive(true);
@@ -594,7 +676,7 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
   if (ec) {
     if (ec == beast::error::timeout)
       throw AttemptError(true, true, "sending the request to " + t.host_header + " timed out");
-    if (reused) throw StaleConnection{};
+    if (reused) throw StaleConnection{false};
     throw AttemptError(true, false,
                        "sending the request to " + t.host_header + " failed: " + msg(ec));
   }
@@ -614,8 +696,10 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
     ec = eof_ec;
   }
   if (ec) {
+    // From here on the request was delivered: `sent`.
     const std::string& h = t.host_header;
-    if (ec == beast::error::timeout) throw AttemptError(true, true, h + " did not answer in time");
+    if (ec == beast::error::timeout)
+      throw AttemptError(true, true, h + " did not answer in time", true);
     if (ec == bhttp::error::body_limit)
       throw AttemptError(false, false,
                          h + " answered more than " + size_text(opts.max_response_bytes));
@@ -625,14 +709,14 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
           h + " answered with headers larger than " + size_text(opts.max_header_bytes));
     if (is_disconnect(ec)) {
       if (!p.got_some()) {
-        if (reused) throw StaleConnection{};
-        throw AttemptError(true, false, h + " closed the connection without answering");
+        if (reused) throw StaleConnection{true};
+        throw AttemptError(true, false, h + " closed the connection without answering", true);
       }
-      throw AttemptError(true, false, h + " closed the connection mid-response");
+      throw AttemptError(true, false, h + " closed the connection mid-response", true);
     }
     if (ec.category() == bhttp::make_error_code(bhttp::error::bad_version).category())
-      throw AttemptError(false, false, h + " sent a malformed HTTP answer: " + msg(ec));
-    throw AttemptError(true, false, "reading the answer of " + h + " failed: " + msg(ec));
+      throw AttemptError(false, false, h + " sent a malformed HTTP answer: " + msg(ec), true);
+    throw AttemptError(true, false, "reading the answer of " + h + " failed: " + msg(ec), true);
   }
 
   auto& res = p.get();

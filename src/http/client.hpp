@@ -23,6 +23,16 @@ namespace tsign::http {
 
 using Clock = std::chrono::steady_clock;
 
+struct Response;
+
+// Headers computed for one attempt: the Authorization of the token valid at that moment.
+struct Authorization {
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When the headers go stale (the token expires). An attempt that waited for a connection past
+  // this point asks for new ones before it sends anything.
+  Clock::time_point valid_until = Clock::time_point::max();
+};
+
 struct Request {
   std::string method = "GET";
   std::string url;  // absolute http:// or https:// URL
@@ -32,6 +42,22 @@ struct Request {
   // Per attempt. The run's deadline bounds it further.
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
   bool retry = true;  // false: one attempt, whatever the answer
+  // Called before every attempt (the first, each retry, and again when the wait for a free
+  // connection outlasted valid_until), never while a connection is held: it may itself send
+  // requests through this client, to the same host. Its headers are added to `headers`. It may
+  // throw (AuthError); send() then throws that. Empty: no per-attempt headers.
+  std::function<boost::asio::awaitable<Authorization>()> authorize;
+  // Whether the request may be sent again once the server may have acted on it (RFC 9110
+  // §9.2.2). Unset: by method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE are). A request that is
+  // not is re-sent only when the server cannot have accepted it: it could not be delivered
+  // (refused, unreachable, TLS failure, failed while writing) or the answer was 408, 429 or 503.
+  // Once it is written, a timeout or a connection closed before or during the answer is a
+  // TransportError at once.
+  std::optional<bool> idempotent;
+  // For an idempotent request: whether a 2xx answer is usable. An unusable one (a truncated or
+  // unparseable body) is retried like a dropped connection, within max_attempts; the last one
+  // is returned as it is, for the caller to report. Empty: every answer is usable.
+  std::function<bool(const Response&)> usable;
 };
 
 struct Response {
@@ -43,7 +69,7 @@ struct Response {
 
 struct RetryPolicy {
   int max_attempts = 6;             // attempts while failing (5xx, reset, timeout)
-  int max_throttled_attempts = 20;  // attempts while answered 429 (paced, not failing)
+  int max_throttled_attempts = 20;  // attempts while answered 429 or 503 + Retry-After (paced)
   std::chrono::milliseconds base_delay{500};
   std::chrono::milliseconds max_delay{std::chrono::seconds(30)};
   // A Retry-After is honoured up to this bound (a hostile or confused server cannot park a run
@@ -52,6 +78,9 @@ struct RetryPolicy {
   // Delay before attempt `attempt` (1 = first retry); honours a Retry-After of the answer.
   std::chrono::milliseconds delay(int attempt, const Response* answer) const;
   static bool retryable_status(unsigned status);  // 408, 429, 500, 502, 503, 504
+  // Answers that say the request was not acted on, so even a non-idempotent one may be sent
+  // again: 408 (not received in time), 429 (throttled), 503 (not taken).
+  static bool not_processed_status(unsigned status);
 };
 
 struct ClientOptions {

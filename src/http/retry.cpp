@@ -108,6 +108,11 @@ bool RetryPolicy::retryable_status(unsigned status) {
   }
 }
 
+bool RetryPolicy::not_processed_status(unsigned status) {
+  // 500, 502 and 504 may come after the server (or the one behind a gateway) acted: not here.
+  return status == 408 || status == 429 || status == 503;
+}
+
 std::chrono::milliseconds RetryPolicy::delay(int attempt, const Response* answer) const {
   using std::chrono::milliseconds;
   if (answer) {

@@ -36,6 +36,7 @@ constexpr std::string_view kServiceSuffix = ".codesigning.azure.net";
 // Polls per signature. With the pacing below that is well over ten minutes; the run's deadline
 // (enforced by the client) normally ends a stuck operation first.
 constexpr int kMaxPolls = 1000;
+constexpr auto npos = std::string::npos;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -330,6 +331,13 @@ bool refused_for_version(unsigned status, std::string_view body,
   return code.find("apiversion") != std::string::npos;
 }
 
+bool says_token_invalid(const http::Response& res) {
+  if (res.status != 401) return false;
+  if (auto h = res.header("www-authenticate"); h && lower(*h).find("invalid_token") != npos)
+    return true;
+  return lower(error_text(res.body)).find("expired") != npos;
+}
+
 SignStatus parse_sign_status(std::string_view body) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
@@ -535,18 +543,48 @@ class TrustedSigningSigner final : public Signer {
   }
 
   asio::awaitable<http::Response> send(const char* method, std::string url, std::string body) {
-    // From the cache every time: a run may outlast one token.
-    auth::AccessToken token = co_await tokens_.get_token();
-    http::Request req;
-    req.method = method;
-    req.url = std::move(url);
-    req.headers = {{"Authorization", "Bearer " + token.token.reveal()},
-                   {"Accept", "application/json"}};
-    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
-    if (!settings_.correlation_id.empty())
-      req.headers.emplace_back("x-correlation-id", settings_.correlation_id);
-    req.body = std::move(body);
-    co_return co_await client_.send(std::move(req));
+    // A 401 for an expired token gets one more round with a new token: a run may outlast many
+    // tokens, and a token may expire between being taken and being checked.
+    for (int round = 1;; ++round) {
+      std::optional<auth::AccessToken> sent;  // the token of the last attempt
+      http::Request req;
+      req.method = method;
+      req.url = url;
+      req.headers = {{"Accept", "application/json"}};
+      if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+      if (!settings_.correlation_id.empty())
+        req.headers.emplace_back("x-correlation-id", settings_.correlation_id);
+      req.body = body;
+      // From the cache at every attempt, not once per request: a retry after a 429, a 503 or a
+      // wait for a connection must carry a token that is valid when it is sent.
+      req.authorize = [this, &sent]() -> asio::awaitable<http::Authorization> {
+        auth::AccessToken t = co_await tokens_.get_token();
+        http::Authorization a;
+        a.headers = {{"Authorization", "Bearer " + t.token.reveal()}};
+        a.valid_until = http::Clock::now() + std::chrono::duration_cast<http::Clock::duration>(
+                                                 t.expires_on - std::chrono::system_clock::now());
+        sent = std::move(t);
+        co_return a;
+      };
+      // A poll asks again after an answer cut short: the signature is paid for already, and
+      // the next poll returns it. A sign POST is never re-sent that way (the client's rule).
+      req.usable = [](const http::Response& r) {
+        if (r.status != 200 && r.status != 202) return true;
+        boost::system::error_code ec;
+        json::value v = json::parse(r.body, ec);
+        return !ec && v.is_object();
+      };
+      http::Response res = co_await client_.send(std::move(req));
+      if (round == 1 && res.status == 401 && sent &&
+          (auth::expired(*sent, std::chrono::system_clock::now()) || says_token_invalid(res))) {
+        log_.debug(
+            "the Trusted Signing service refused an expired or invalid access token; "
+            "sending again with a new one");
+        tokens_.invalidate(sent->token);
+        continue;
+      }
+      co_return res;
+    }
   }
 
   std::string where() const {
@@ -571,6 +609,13 @@ class TrustedSigningSigner final : public Signer {
       // Every file would fail the same way: a configuration error of the run (exit 2).
       throw InputError("the Trusted Signing service does not accept api-version " + api + " for " +
                        where() + said + pinned);
+    if (res.status == 401 && says_token_invalid(res))
+      // Refused although just obtained (send() retried with a new one): not a missing role.
+      throw AuthError(
+          "the Trusted Signing service refused a newly obtained access token from the " +
+          tokens_.name() + " credential as expired or invalid (HTTP 401) for " + where() + said +
+          ". Check the clock of this machine (tokens are checked against the service's time) and "
+          "that the credential gets its tokens for https://codesigning.azure.net.");
     if (res.status == 401 || res.status == 403)
       throw AuthError(
           "the Trusted Signing service refused the identity (HTTP " + std::to_string(res.status) +

@@ -88,5 +88,10 @@ std::string service_error_text(std::string_view body, std::string_view error_cod
 // version once.
 bool refused_for_version(unsigned status, std::string_view body,
                          std::string_view error_code_header);
+// Whether a 401 says the bearer token itself was refused, expired or otherwise invalid: RFC 6750
+// §3.1 `error="invalid_token"` in WWW-Authenticate (as Entra-protected Azure services answer,
+// e.g. error_description="The access token expired"), or an error text saying "expired". A new
+// token may then pass; any other 401 is about the identity.
+bool says_token_invalid(const http::Response& res);
 
 }  // namespace tsign::signer

@@ -234,6 +234,64 @@ TEST_CASE("the GitHub OIDC request is retried like actions/toolkit does", "[auth
   CHECK_THROWS_WITH(cloud2.get(*chain2), Catch::Contains("id-token: write"));
 }
 
+TEST_CASE("a token answer cut short is asked for again, within the retry budget",
+          "[auth][network]") {
+  FakeCloud cloud;
+  cloud.server.enqueue("/oidc", test::Reply::json(200, R"({"value":"gh-j)"));
+  cloud.server.enqueue(cloud.token_path,
+                       test::Reply::json(200, R"({"token_type":"Bearer","expires_in":36)"));
+  auto chain = cloud.chain(cloud.env(true));
+  CHECK(cloud.get(*chain).token.reveal() == "entra-token-for-gh-jwt-1");
+  CHECK(cloud.server.requests("/oidc").size() == 2);
+  CHECK(cloud.server.requests(cloud.token_path).size() == 2);
+
+  // Always cut short: an AuthError after the budget (six attempts), never quoting the body.
+  FakeCloud cloud2;
+  cloud2.server.on(cloud2.token_path, [](const test::Request&) {
+    return test::Reply::json(200, R"({"access_token":"half-a-tok)");
+  });
+  auto chain2 = cloud2.chain(cloud2.env(true));
+  try {
+    cloud2.get(*chain2);
+    FAIL("no throw");
+  } catch (const AuthError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("not a JSON token response"));
+    CHECK_THAT(e.what(), !Catch::Contains("half-a-tok"));
+  }
+  CHECK(cloud2.server.requests(cloud2.token_path).size() ==
+        static_cast<std::size_t>(cloud2.opts.retry.max_attempts));
+}
+
+TEST_CASE("invalidate: a token the service refused is not handed out again", "[auth][network]") {
+  FakeCloud cloud;
+  auto chain = cloud.chain(cloud.env(true));
+  AccessToken first = cloud.get(*chain);
+  CHECK(first.token.reveal() == "entra-token-for-gh-jwt-1");
+  chain->invalidate(first.token);
+  AccessToken second = cloud.get(*chain);
+  CHECK(second.token.reveal() == "entra-token-for-gh-jwt-2");
+  // Many requests refused with the old token at once: one refresh, not one each.
+  chain->invalidate(first.token);
+  CHECK(cloud.get(*chain).token.reveal() == "entra-token-for-gh-jwt-2");
+  CHECK(cloud.server.requests(cloud.token_path).size() == 2);
+}
+
+TEST_CASE("expired: expires_on, or an earlier exp claim of a JWT access token", "[auth]") {
+  using namespace std::chrono;
+  const SysClock::time_point now{seconds(1'700'000'000)};
+  auto jwt = [](long long exp) {
+    std::string payload =
+        R"({"aud":"https://codesigning.azure.net","exp":)" + std::to_string(exp) + "}";
+    return base64url_encode(as_bytes(R"({"alg":"RS256"})")) + "." +
+           base64url_encode(as_bytes(payload)) + ".c2ln";
+  };
+  CHECK_FALSE(expired({Secret("opaque"), now + seconds(1)}, now));
+  CHECK(expired({Secret("opaque"), now}, now));
+  CHECK(expired({Secret(jwt(1'699'999'999)), now + hours(1)}, now));
+  CHECK_FALSE(expired({Secret(jwt(1'700'000'060)), now + hours(1)}, now));
+  CHECK_FALSE(expired({Secret("a.b!.c"), now + hours(1)}, now));  // not base64url: opaque
+}
+
 namespace {
 
 // A file in the temporary directory, deleted at the end of the test.

@@ -740,6 +740,14 @@ TEST_CASE("credentials and requests the services refuse") {
     CHECK(r.status == 401);
     CHECK(r.json().at("errorDetail").at("message").as_string().find("expired") !=
           std::string::npos);
+    // RFC 6750 §3.1, as Entra-protected Azure services say it.
+    CHECK_THAT(r.headers["www-authenticate"],
+               Catch::StartsWith("Bearer ") && Catch::Contains(R"(error="invalid_token")") &&
+                   Catch::Contains(R"(error_description="The access token expired")"));
+    Reply unknown = sign_request(short_lived.ep(), "emu.made-up", "RS256", d);
+    CHECK_THAT(unknown.headers["www-authenticate"], Catch::Contains(R"(error="invalid_token")"));
+    Reply none = sign_request(short_lived.ep(), "", "RS256", d);
+    CHECK_THAT(none.headers["www-authenticate"], !Catch::Contains("error="));
   }
 }
 
@@ -801,12 +809,14 @@ TEST_CASE("fault injection changes the answers as documented") {
     // Served requests free their place: the next one is accepted.
     CHECK(sign_request(emu.ep(), token, "RS256", digest).status == 202);
   }
-  SECTION("--fail-every 1: 503") {
+  SECTION("--fail-every 1: 503 with Retry-After: 1") {
     Options o = base_options();
     o.fail_every = 1;
     Running emu(o);
     std::string token = access_token(emu.ep());  // credentials are not affected
-    CHECK(sign_request(emu.ep(), token, "RS256", digest).status == 503);
+    Reply r = sign_request(emu.ep(), token, "RS256", digest);
+    CHECK(r.status == 503);
+    CHECK(r.headers["retry-after"] == "1");
   }
   SECTION("--drop-every 2: the connection closes without an answer") {
     Options o = base_options();
@@ -832,6 +842,36 @@ TEST_CASE("fault injection changes the answers as documented") {
     boost::system::error_code ec;
     json::parse(r.body, ec);
     CHECK(ec);
+  }
+  SECTION("--malformed-polls-every 2 / --drop-polls-every 3: polls only, counting polls") {
+    Options o = base_options();
+    o.malformed_polls_every = 2;
+    o.drop_polls_every = 3;
+    o.polls_before_success = 10;
+    Running emu(o);
+    std::string token = access_token(emu.ep());
+    // Sign requests are never hit and do not count.
+    for (int i = 0; i < 3; ++i) CHECK(sign_request(emu.ep(), token, "RS256", digest).status == 202);
+    Reply s = sign_request(emu.ep(), token, "RS256", digest);
+    std::string id(s.json().at("operationId").as_string());
+    Call poll{.target = profile_path(emu.ep()) + "/sign/" + id + kApi,
+              .headers = {{"Authorization", "Bearer " + token}}};
+    auto cut_short = [&] {
+      Reply cut = must(fetch(emu.ep(), poll));
+      boost::system::error_code ec;
+      json::parse(cut.body, ec);
+      return cut.status == 200 && ec;
+    };
+    CHECK(must(fetch(emu.ep(), poll)).json().at("status").as_string() == "InProgress");  // 1
+    CHECK(cut_short());                                                                  // 2
+    CHECK_FALSE(fetch(emu.ep(), poll).has_value());                                      // 3
+    CHECK(cut_short());                                                                  // 4
+    CHECK(must(fetch(emu.ep(), poll)).json().at("status").as_string() == "InProgress");  // 5
+    // The log of the shared state directory holds other tests' lines too: this operation's.
+    auto lines = log_lines(emu.ep());
+    CHECK(std::count_if(lines.begin(), lines.end(), [&](const json::object& l) {
+            return l.at("path").as_string().ends_with(id) && l.contains("fault");
+          }) == 3);
   }
   SECTION("--tsa-fail-every 2: every 2nd time-stamp request is 503") {
     Options o = base_options();
@@ -995,6 +1035,8 @@ TEST_CASE("options") {
   CHECK(o.listen_port == 8443);
   CHECK(o.throttle_every == 3);
   CHECK(parse({"--capacity=4"}).capacity == 4);
+  CHECK(parse({"--malformed-polls-every", "3"}).malformed_polls_every == 3);
+  CHECK(parse({"--drop-polls-every=5"}).drop_polls_every == 5);
   CHECK(o.forbid);
   CHECK(o.latency == std::chrono::milliseconds(20));
   CHECK(o.account == "acc");

@@ -102,13 +102,15 @@ TEST_CASE("cloud path: every file signed once, time-stamped and verified; output
 TEST_CASE("cloud path survives throttling, 503s and dropped connections",
           "[integration][cloud][faults]") {
   TempDir d;
+  // Connections are dropped on polls only: a sign request whose connection closes after it was
+  // sent is, rightly, not sent again (the service may have accepted it; see the test below).
   Emulator emu(emulator_state(d),
-               {"--throttle-every", "3", "--fail-every", "5", "--drop-every", "7"});
+               {"--throttle-every", "3", "--fail-every", "5", "--drop-polls-every", "3"});
   auto files = samples(d);
   // One file at a time makes the faults hit consecutive requests deterministically: of any six
-  // consecutive sign/poll requests at most five are faulted, so every request succeeds within
-  // the retry policy's six attempts. (Concurrent files could line up six faults for one request,
-  // a 429 storm that rightly fails the file.)
+  // consecutive attempts of one request at most four fail (503 or dropped), so every request
+  // succeeds within the retry policy's six attempts. (Concurrent files could line up six faults
+  // for one request, a 429 storm that rightly fails the file.)
   auto r = sh(emu.action_env(d.path / "bin", "RUNNER_DEBUG=1 INPUT_CONCURRENCY=1") + tsign_cmd() +
               " action");
   INFO(r.out);
@@ -116,6 +118,8 @@ TEST_CASE("cloud path survives throttling, 503s and dropped connections",
   for (auto& f : files) CHECK(emu.verify(f).code == 0);
   CHECK(emu.request_log().find("\"status\":429") != std::string::npos);
   CHECK(emu.request_log().find("\"status\":503") != std::string::npos);
+  CHECK(emu.request_log().find("\"fault\":\"drop\"") != std::string::npos);
+  CHECK(emu.signatures_issued() == 5);
 }
 
 TEST_CASE("a service at capacity: tsign paces itself, every file is signed, the summary says so",
@@ -487,4 +491,66 @@ TEST_CASE("a service that refuses both versions: the first refusal is reported, 
   CHECK(r.out.find("2022-06-15-preview was refused too") != std::string::npos);
   CHECK(count_api(emu, "sign", "2022-06-15-preview") == 1);  // the one fallback of the run
   CHECK(contents(files) == before);
+}
+
+namespace {
+
+// `n` small PE files in d/bin, alternately 32-bit EXE and 64-bit DLL.
+std::vector<fs::path> many(const TempDir& d, int n) {
+  std::vector<fs::path> v;
+  for (int i = 0; i < n; ++i)
+    v.push_back(d.copy(i % 2 ? "pe64.dll" : "pe32.exe",
+                       "bin/f" + std::to_string(i) + (i % 2 ? ".dll" : ".exe")));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("a long run on 4-second tokens, every third signing request throttled or failing",
+          "[integration][cloud][faults][tokens]") {
+  // A retry after a 429 or a 503 must carry a token valid when it is sent, and a 401 for an
+  // expired token gets a new one: every file signed, each with exactly one paid signature.
+  for (std::string fault : {"--throttle-every", "--fail-every"}) {
+    TempDir d;
+    Emulator emu(emulator_state(d), {"--access-token-lifetime", "4", fault, "3"});
+    auto files = many(d, 60);
+    auto r = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+    INFO(fault << "\n" << r.out);
+    CHECK(r.code == 0);
+    int verified = 0;
+    for (auto& f : files) verified += emu.verify(f).code == 0;
+    CHECK(verified == 60);
+    CHECK(emu.signatures_issued() == 60);
+    CHECK(emu.count("entra") >= 2);  // the run did outlive its first token
+  }
+}
+
+TEST_CASE("poll answers cut short are polled again: every file signed, one signature each",
+          "[integration][cloud][faults]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--malformed-polls-every", "3"});
+  auto files = samples(d);
+  auto r = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 0);
+  for (auto& f : files) CHECK(emu.verify(f).code == 0);
+  CHECK(emu.signatures_issued() == 5);
+  CHECK(emu.request_log().find("\"fault\":\"malformed\"") != std::string::npos);
+}
+
+TEST_CASE("a sign request whose connection closes after it was sent is not sent again",
+          "[integration][cloud][faults]") {
+  // The service may have accepted it (a paid signature): a second request could be charged
+  // twice. The file fails with the reason; the others are unaffected by it.
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--drop-every", "1"});
+  auto files = samples(d);
+  auto before = contents(files);
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("not sent again") != std::string::npos);
+  CHECK(emu.count("sign") == 5);  // one request per file
+  CHECK(contents(files) == before);
+  CHECK(listing(d.path / "bin").size() == files.size());
 }

@@ -111,6 +111,19 @@ class Emulator {
     return n;
   }
   std::string request_log() const { return read_file(state_ / "requests.log"); }
+  // Signatures the service issued (and would bill): sign requests it accepted with 202, not
+  // counting injected faults (a malformed 202 issues nothing).
+  int signatures_issued() const {
+    std::istringstream log(request_log());
+    std::string line;
+    int n = 0;
+    while (std::getline(log, line))
+      if (line.find("\"kind\":\"sign\"") != std::string::npos &&
+          line.find("\"status\":202") != std::string::npos &&
+          line.find("\"fault\"") == std::string::npos)
+        ++n;
+    return n;
+  }
 
  private:
   void parse_export(const std::string& line) {

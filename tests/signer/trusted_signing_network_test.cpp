@@ -29,13 +29,25 @@ constexpr const char* kToken = "bearer-token-SECRET-123";
 
 struct FixedToken : auth::TokenSource {
   int calls = 0;
+  bool rotate = false;  // a new token on every call: "kToken-1", "kToken-2", ...
+  // Non-zero: the first token expires this soon (while its request is on the way).
+  std::chrono::milliseconds first_life{0};
+  std::vector<std::string> invalidated;
   asio::awaitable<auth::AccessToken> get_token() override {
     ++calls;
-    co_return auth::AccessToken{Secret(kToken),
-                                std::chrono::system_clock::now() + std::chrono::hours(1)};
+    auto now = std::chrono::system_clock::now();
+    std::string t = rotate ? std::string(kToken) + "-" + std::to_string(calls) : kToken;
+    co_return auth::AccessToken{Secret(t), calls == 1 && first_life.count() > 0
+                                               ? now + first_life
+                                               : now + std::chrono::hours(1)};
   }
+  void invalidate(const Secret& rejected) override { invalidated.push_back(rejected.reveal()); }
   std::string name() const override { return "fixed"; }
 };
+
+std::string bearer(const std::string& token) {
+  return "Bearer " + token;
+}
 
 const std::string kBase = "/codesigningaccounts/acct-1/certificateprofiles/prof-1";
 
@@ -188,12 +200,33 @@ TEST_CASE("Failed is a FileError with the status and the service's errorDetail",
   CHECK(m.find("InternalError: the HSM said no") != std::string::npos);
 }
 
-TEST_CASE("a malformed answer is a FileError", "[signer][network]") {
+TEST_CASE("a poll answer cut short is polled again; always malformed is a FileError",
+          "[signer][network]") {
+  // The signature is paid for once the sign request is accepted: the next poll returns it.
+  FakeService once;
+  once.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+  once.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, R"({"operationId":"op-1","st)"));
+  once.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, once.succeeded()));
+  CHECK(once.sign().chain.size() == 3);
+  CHECK(once.server.requests(kBase + "/sign").size() == 1);
+  CHECK(once.server.requests(kBase + "/sign/op-1").size() == 2);
+
+  // Malformed every time: reported once the client's failure budget is spent.
   FakeService svc;
   svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
-  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::text(200, "{\"operationId\": oops"));
+  svc.server.on(kBase + "/sign/op-1", [](const test::Request&) {
+    return test::Reply::text(200, "{\"operationId\": oops");
+  });
   auto e = svc.sign_error<FileError>();
   CHECK_THAT(e.what(), Catch::Contains("the signing service sent a malformed answer"));
+  CHECK(svc.server.requests(kBase + "/sign/op-1").size() ==
+        static_cast<std::size_t>(svc.opts.retry.max_attempts));
+
+  // A sign answer cut short is not a reason to ask for a second signature.
+  FakeService cut;
+  cut.server.enqueue(kBase + "/sign", test::Reply::json(202, R"({"operationId":"op-1","sta)"));
+  CHECK_THROWS_AS(cut.sign(), FileError);
+  CHECK(cut.server.requests(kBase + "/sign").size() == 1);
 
   FakeService svc2;
   svc2.server.enqueue(kBase + "/sign", test::Reply::json(202, svc2.succeeded()));
@@ -222,6 +255,81 @@ TEST_CASE("401/403 with an empty body name the account, the profile and the caus
     CHECK(m.find("Artifact Signing Certificate Profile Signer") != std::string::npos);
     CHECK(m.find("Trusted Signing Certificate Profile Signer") != std::string::npos);
     CHECK(m.find("region") != std::string::npos);
+    // About the identity, not the token: not sent again.
+    CHECK(svc.server.requests(kBase + "/sign").size() == 1);
+  }
+}
+
+namespace {
+// What Entra-protected Azure services answer for an expired bearer token (RFC 6750 §3.1).
+test::Reply token_expired() {
+  test::Reply r = test::Reply::json(
+      401, R"({"errorDetail":{"code":"Unauthorized","message":"The access token expired."}})");
+  r.headers.push_back({"WWW-Authenticate",
+                       R"(Bearer authorization_uri="https://login.example/t", )"
+                       R"(error="invalid_token", error_description="The access token expired")"});
+  return r;
+}
+}  // namespace
+
+TEST_CASE("every attempt carries the token the source has when it is sent", "[signer][network]") {
+  FakeService svc;
+  svc.tokens.rotate = true;
+  svc.server.enqueue(kBase + "/sign", test::Reply::text(503, "busy"));
+  svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+  svc.server.enqueue(kBase + "/sign/op-1", {.status = 429, .headers = {{"Retry-After", "0"}}});
+  svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+  CHECK(svc.sign().chain.size() == 3);
+  auto posts = svc.server.requests(kBase + "/sign");
+  auto polls = svc.server.requests(kBase + "/sign/op-1");
+  REQUIRE(posts.size() == 2);
+  REQUIRE(polls.size() == 2);
+  CHECK(posts[0].header("authorization") == bearer(std::string(kToken) + "-1"));
+  CHECK(posts[1].header("authorization") == bearer(std::string(kToken) + "-2"));
+  CHECK(polls[0].header("authorization") == bearer(std::string(kToken) + "-3"));
+  CHECK(polls[1].header("authorization") == bearer(std::string(kToken) + "-4"));
+}
+
+TEST_CASE("a 401 for an expired token: a new token, and the request once more",
+          "[signer][network]") {
+  SECTION("the service says the token expired") {
+    FakeService svc;
+    svc.tokens.rotate = true;
+    svc.server.enqueue(kBase + "/sign", token_expired());
+    svc.server.enqueue(kBase + "/sign", test::Reply::json(202, FakeService::in_progress()));
+    svc.server.enqueue(kBase + "/sign/op-1", token_expired());
+    svc.server.enqueue(kBase + "/sign/op-1", test::Reply::json(200, svc.succeeded()));
+    CHECK(svc.sign().chain.size() == 3);
+    auto posts = svc.server.requests(kBase + "/sign");
+    REQUIRE(posts.size() == 2);
+    CHECK(posts[1].header("authorization") == bearer(std::string(kToken) + "-2"));
+    CHECK(svc.tokens.invalidated ==
+          std::vector<std::string>{std::string(kToken) + "-1", std::string(kToken) + "-3"});
+  }
+  SECTION("the token expired on the way (its own expiry has passed): a bare 401 is enough") {
+    FakeService svc;
+    svc.tokens.rotate = true;
+    svc.tokens.first_life = std::chrono::milliseconds(100);
+    test::Reply late = test::Reply::text(401, "");
+    late.delay = std::chrono::milliseconds(300);
+    svc.server.enqueue(kBase + "/sign", late);
+    svc.server.enqueue(kBase + "/sign", test::Reply::json(202, svc.succeeded()));
+    CHECK(svc.sign().chain.size() == 3);
+    CHECK(svc.server.requests(kBase + "/sign").size() == 2);
+    CHECK(svc.tokens.invalidated == std::vector<std::string>{std::string(kToken) + "-1"});
+  }
+  SECTION("refused again with the new token: exit 3, and the message does not blame the role") {
+    FakeService svc;
+    svc.tokens.rotate = true;
+    svc.server.enqueue(kBase + "/sign", token_expired());
+    svc.server.enqueue(kBase + "/sign", token_expired());
+    auto e = svc.sign_error<AuthError>();
+    std::string m = e.what();
+    CHECK(e.code() == ExitCode::auth);
+    CHECK_THAT(m, Catch::Contains("expired or invalid") && Catch::Contains("clock") &&
+                      Catch::Contains("acct-1"));
+    CHECK_THAT(m, !Catch::Contains("Certificate Profile Signer"));
+    CHECK(svc.server.requests(kBase + "/sign").size() == 2);
   }
 }
 
