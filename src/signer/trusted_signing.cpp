@@ -335,7 +335,7 @@ bool says_token_invalid(const http::Response& res) {
   if (res.status != 401) return false;
   if (auto h = res.header("www-authenticate"); h && lower(*h).find("invalid_token") != npos)
     return true;
-  return lower(error_text(res.body)).find("expired") != npos;
+  return lower(service_error_text(res.body)).find("expired") != npos;
 }
 
 SignStatus parse_sign_status(std::string_view body) {

@@ -548,7 +548,9 @@ TEST_CASE("the GA api-version 2024-06-15: :sign, an Azure Core operation, Azure 
   CHECK(eku.json().at("value").as_array().at(0).at("eku").as_string() == "1.3.6.1.5.5.7.3.3");
 }
 
-TEST_CASE("--api-versions serves only the versions named; the others are refused as configured") {
+TEST_CASE(
+    "the emulator's --api-versions serves only the versions named; the others are refused as "
+    "configured") {
   Bytes digest = hash(DigestAlg::sha256, as_bytes("versions"));
   for (int status : {400, 401, 404}) {
     DYNAMIC_SECTION("preview only, the GA version refused with " << status) {
