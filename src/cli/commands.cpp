@@ -146,7 +146,8 @@ int run_signing(Options& o, Mode mode) {
   // The run's clock starts here: choosing the files counts against `timeout` too.
   const auto started = std::chrono::steady_clock::now();
   bool under_actions = mode == Mode::action;
-  bool debug = platform::getenv("RUNNER_DEBUG").value_or("") == "1";
+  bool debug =
+      platform::getenv("RUNNER_DEBUG").value_or("") == "1" || o.flag("trace") || o.flag("verbose");
   gha::GhaLog gha_log(debug);
   PlainLog plain_log(debug);
   Log& log = under_actions ? static_cast<Log&>(gha_log) : plain_log;

@@ -140,6 +140,12 @@ const std::array kOptions{
                .default_value = "false",
                .help = "List what would be signed; sign nothing"},
     OptionSpec{.name = "report", .help = "Path of a JSON report"},
+    // The anchor's input name, so a workflow that sets it keeps its meaning.
+    OptionSpec{.name = "trace",
+               .type = T::boolean,
+               .default_value = "false",
+               .help = "Debug output (as RUNNER_DEBUG=1): retries, token refreshes, the service "
+                       "API version chosen"},
     // Command line only: a local key instead of the service (development, offline tests).
     OptionSpec{.name = "key",
                .help = "PEM private key (local signing instead of the service)",
@@ -152,6 +158,11 @@ const std::array kOptions{
                .scope = Scope::cli_only},
     OptionSpec{.name = "pfx-password-env",
                .help = "Name of the environment variable holding the --pfx password",
+               .scope = Scope::cli_only},
+    OptionSpec{.name = "verbose",
+               .type = T::boolean,
+               .default_value = "false",
+               .help = "Same as --trace",
                .scope = Scope::cli_only},
     OptionSpec{.name = "ca",
                .help = "verify: PEM file of trusted roots (default: the system roots)",

@@ -420,6 +420,31 @@ TEST_CASE("a service that speaks only the GA api-version 2024-06-15", "[integrat
   CHECK(r.out.find("api-version 2024-06-15") != std::string::npos);  // the debug line
 }
 
+TEST_CASE("trace (action) and --verbose (command line) turn the debug lines on",
+          "[integration][cloud][api]") {
+  TempDir d;
+  Emulator emu(emulator_state(d), {"--api-versions", "2024-06-15"});
+  samples(d);
+  const std::string debug_line = "api-version 2024-06-15: accepted by the service";
+  auto quiet = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+  INFO(quiet.out);
+  REQUIRE(quiet.code == 0);
+  CHECK(quiet.out.find(debug_line) == std::string::npos);
+  auto traced = sh(emu.action_env(d.path / "bin", "INPUT_TRACE=true") + tsign_cmd() + " action");
+  INFO(traced.out);
+  REQUIRE(traced.code == 0);
+  CHECK(traced.out.find("::debug::") != std::string::npos);
+  CHECK(traced.out.find(debug_line) != std::string::npos);
+  auto verbose = sh(emu.env() + tsign_cmd() + " sign --verbose --endpoint " +
+                    quote(emu.var("TSIGN_EMULATOR_ENDPOINT")) + " --signing-account-name " +
+                    quote(emu.var("TSIGN_EMULATOR_ACCOUNT")) + " --certificate-profile-name " +
+                    quote(emu.var("TSIGN_EMULATOR_PROFILE")) + " --timestamp-rfc3161 " +
+                    quote(emu.var("TSIGN_EMULATOR_TSA")) + " --files-folder " + d.q("bin"));
+  INFO(verbose.out);
+  REQUIRE(verbose.code == 0);
+  CHECK(verbose.out.find(debug_line) != std::string::npos);
+}
+
 TEST_CASE("a service that refuses the GA version: one fallback to the preview for the whole run",
           "[integration][cloud][api]") {
   for (std::string status : {"400", "401", "404"}) {
