@@ -10,7 +10,7 @@
 #include "common/error.hpp"
 #include "platform/platform.hpp"
 
-// GCC 13 at -O2 reports a false -Wmismatched-new-delete where it inlines a coroutine of this file
+// GCC 12 at -O2 reports a false -Wmismatched-new-delete where it inlines a coroutine of this file
 // into another: the pair it names is asio's own awaitable frame operator new / delete, which
 // match. Silenced for this file only.
 #if defined(__GNUC__) && !defined(__clang__)
