@@ -67,6 +67,19 @@ AccessToken parse_token_response(std::string_view body, SysClock::time_point now
 // `az account get-access-token --output json`: accessToken, expires_on (POSIX seconds,
 // CLI >= 2.54) or expiresOn (local time "YYYY-MM-DD HH:MM:SS.ffffff"). Throws Unavailable.
 AccessToken parse_azure_cli_output(std::string_view json, SysClock::time_point now);
+// Entra ID's error answer (RFC 6749 §5.2): its error and error_description, each empty when
+// absent or the body is not a JSON object. Only these two are ever quoted: the rest may echo the
+// request.
+struct EntraErrorAnswer {
+  std::string code, description;
+};
+EntraErrorAnswer parse_entra_error(std::string_view body);
+// The GitHub OIDC provider's answer {"value": "<JWT>"}. `host` names the provider in the error.
+// Throws AuthError when there is no non-empty string "value".
+Secret parse_github_oidc_answer(std::string_view body, const std::string& host);
+// A managed identity endpoint's refusal as "HTTP 403: error: error_description: message", with
+// only those string fields of a JSON object body (never anything that could be a token).
+std::string managed_identity_refusal(int status, std::string_view body);
 
 // A PEM file holding the client certificate and its (unencrypted) RSA private key.
 struct ClientCertificate {

@@ -142,6 +142,17 @@ AccessToken parse_token_response(std::string_view body, SysClock::time_point now
   return AccessToken{Secret(std::move(token)), expires};
 }
 
+EntraErrorAnswer parse_entra_error(std::string_view body) {
+  EntraErrorAnswer out;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (!ec && v.is_object()) {
+    out.code = string_field(v.as_object(), "error");
+    out.description = string_field(v.as_object(), "error_description");
+  }
+  return out;
+}
+
 boost::asio::awaitable<AccessToken> request_entra_token(
     http::Client& client, const std::string& token_url,
     const std::vector<std::pair<std::string, std::string>>& form, const std::string& who,
@@ -163,14 +174,7 @@ boost::asio::awaitable<AccessToken> request_entra_token(
   }
   if (res.status == 200) co_return parse_token_response(res.body, now, "Entra ID (" + host + ")");
 
-  // Only error and error_description are quoted: the rest may echo the request.
-  std::string code, description;
-  boost::system::error_code ec;
-  json::value v = json::parse(res.body, ec);
-  if (!ec && v.is_object()) {
-    code = string_field(v.as_object(), "error");
-    description = string_field(v.as_object(), "error_description");
-  }
+  auto [code, description] = parse_entra_error(res.body);
   std::string msg = "Microsoft Entra ID (" + host + ") refused the " + who + " (HTTP " +
                     std::to_string(res.status) + ")";
   if (!code.empty()) msg += ": " + code;
