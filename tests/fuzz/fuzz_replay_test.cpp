@@ -1,10 +1,17 @@
-// Replays the PE fuzz check over the generated fixtures and deterministic mutations of them, so
-// the fuzz target's invariants are exercised in every build (no clang/libFuzzer needed).
+// Replays every fuzz target's seeds (tests/fuzz/seeds/<target>.hex, the minimized corpora and
+// the regression inputs of fixed findings), and the PE check over the generated fixtures and
+// deterministic mutations of them, so the fuzz targets' invariants are exercised in every build
+// (no clang/libFuzzer needed).
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
+#include "common/error.hpp"
 #include "fuzz_pe.hpp"
+#include "fuzz_targets.hpp"
+#include "fuzz_timestamp.hpp"
 #include "support/fixtures.hpp"
 
 using tsign::Bytes;
@@ -21,7 +28,61 @@ const char* const kInputs[] = {"pe64.exe",
                                "pe64-signed.exe",
                                "pe64-signed-leaf.exe"};
 
+// One seed a line in hex; empty lines and lines starting with '#' are skipped.
+std::vector<Bytes> read_seeds(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  std::vector<Bytes> seeds;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto nibble = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      throw std::runtime_error(file.string() + ": not hex: " + line.substr(0, 40));
+    };
+    if (line.size() % 2 != 0) throw std::runtime_error(file.string() + ": odd hex line");
+    Bytes b(line.size() / 2);
+    for (std::size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<std::uint8_t>(nibble(line[2 * i]) * 16 + nibble(line[2 * i + 1]));
+    seeds.push_back(std::move(b));
+  }
+  return seeds;
+}
+
 }  // namespace
+
+TEST_CASE("every fuzz target's seeds replay without a violation", "[fuzz]") {
+  const std::filesystem::path dir = std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds";
+  for (const auto& target : tsign::fuzz::kTargets) {
+    INFO("target " << target.name);
+    const auto seeds = read_seeds(dir / (std::string(target.name) + ".hex"));
+    CHECK(!seeds.empty());
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      INFO("seed " << i + 1 << " (" << seeds[i].size() << " bytes)");
+      CHECK(target.check(seeds[i]) == "");
+    }
+  }
+}
+
+// The fuzz_timestamp seeds must get past the nonce and imprint checks, or the fuzzer would only
+// ever see the refusals.
+TEST_CASE("the granted time-stamp seed answers the fuzz target's request", "[fuzz]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/timestamp.hex");
+  std::size_t granted = 0;
+  for (const auto& s : seeds) {
+    try {
+      tsign::authenticode::check_timestamp_response(s, tsign::fuzz::timestamp_request(),
+                                                    tsign::fuzz::timestamp_signature_value(),
+                                                    tsign::DigestAlg::sha256);
+      ++granted;
+    } catch (const tsign::FileError&) {
+    }
+  }
+  CHECK(granted >= 1);
+}
 
 TEST_CASE("fuzz check accepts every fixture", "[fuzz]") {
   for (const char* name : kInputs) {
