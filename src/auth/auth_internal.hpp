@@ -59,6 +59,11 @@ std::string github_oidc_audience(const std::string& authority);
 // URL does not parse.
 std::string github_oidc_url(const std::string& request_url, const std::string& audience);
 
+// The largest expires_in / expires_on (seconds) a token answer may give: 126 years, or the year
+// 2096. Beyond it the answer is not a real one, and the clock (64-bit nanoseconds, to the year
+// 2262) could not hold the expiry: now + seconds would overflow (found by fuzz_entra).
+inline constexpr std::int64_t kMaxTokenSeconds = 4'000'000'000;
+
 // An Entra / managed identity token answer: access_token with expires_in (seconds, number or
 // string) or expires_on (POSIX seconds). `who` names the source for error messages. Throws
 // AuthError on a malformed answer (never quoting the body: it may hold a token).

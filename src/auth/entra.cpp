@@ -4,7 +4,6 @@
 // §1-2).
 #include <algorithm>
 #include <cctype>
-#include <limits>
 
 #include <boost/json.hpp>
 #include <boost/url/encode.hpp>
@@ -41,14 +40,18 @@ std::string lower(std::string s) {
   return s;
 }
 
-// A JSON value as seconds, whether the service sent a number or a string of digits.
+// A JSON value as seconds, whether the service sent a number or a string of digits; nothing
+// when it is beyond kMaxTokenSeconds either way.
 std::optional<std::int64_t> as_seconds(const json::value* v) {
+  constexpr std::int64_t kMax = kMaxTokenSeconds;
   if (!v) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64() &&
-      v->as_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+  if (v->is_int64() && v->as_int64() >= -kMax && v->as_int64() <= kMax) return v->as_int64();
+  if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(kMax))
     return static_cast<std::int64_t>(v->as_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
+  // Checked before the conversion: a double out of int64's range (or NaN) is undefined there.
+  if (v->is_double() && v->as_double() >= -static_cast<double>(kMax) &&
+      v->as_double() <= static_cast<double>(kMax))
+    return static_cast<std::int64_t>(v->as_double());
   if (v->is_string()) {
     const auto& s = v->as_string();
     if (s.empty() || s.size() > 18) return std::nullopt;
@@ -57,6 +60,7 @@ std::optional<std::int64_t> as_seconds(const json::value* v) {
       if (c < '0' || c > '9') return std::nullopt;
       n = n * 10 + (c - '0');
     }
+    if (n > kMax) return std::nullopt;
     return n;
   }
   return std::nullopt;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "auth/auth_internal.hpp"
 #include "common/error.hpp"
 #include "fuzz_pe.hpp"
 #include "fuzz_targets.hpp"
@@ -133,4 +134,40 @@ TEST_CASE("fuzz check holds on mutated fixtures", "[fuzz]") {
   // Both outcomes must really have been exercised.
   CHECK(parsed > 100);
   CHECK(rejected > 100);
+}
+
+// ---- Findings of the fuzz targets, each also a seed of its target -------------------------------
+
+namespace {
+const auto kNow = tsign::auth::SysClock::time_point(std::chrono::seconds(1767225600));  // 2026
+}
+
+// fuzz_entra: an expires_in beyond what the clock can hold overflowed (signed overflow, UBSan)
+// and wrapped the expiry into the past; the answer must be refused, never mis-dated.
+TEST_CASE("a token answer with an absurd lifetime is refused, not wrapped", "[fuzz]") {
+  for (const char* body :
+       {R"({"access_token":"t","expires_in":9300000000})",
+        R"({"access_token":"t","expires_in":"9300000000"})",
+        R"({"access_token":"t","expires_in":1e300})", R"({"access_token":"t","expires_in":-1e300})",
+        R"({"access_token":"t","expires_on":9300000000})"}) {
+    INFO(body);
+    try {
+      auto t = tsign::auth::parse_token_response(body, kNow, "Entra ID (test)");
+      CHECK(t.expires_on > kNow);
+    } catch (const tsign::AuthError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("expires_in / expires_on"));
+    }
+  }
+}
+
+// fuzz_azure_cli: the same overflow with expires_on.
+TEST_CASE("az output with an absurd expires_on is not mis-dated", "[fuzz]") {
+  for (const char* out : {R"({"accessToken":"t","expires_on":9300000000})",
+                          R"({"accessToken":"t","expires_on":"9300000000"})",
+                          R"({"accessToken":"t","expires_on":18446744073709551615})",
+                          R"({"accessToken":"t","expiresOn":"9999-12-31 23:59:59.000000"})"}) {
+    INFO(out);
+    auto t = tsign::auth::parse_azure_cli_output(out, kNow);
+    CHECK(t.expires_on > kNow);
+  }
 }
