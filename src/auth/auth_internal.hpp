@@ -61,7 +61,7 @@ std::string github_oidc_url(const std::string& request_url, const std::string& a
 
 // The largest expires_in / expires_on (seconds) a token answer may give: 126 years, or the year
 // 2096. Beyond it the answer is not a real one, and the clock (64-bit nanoseconds, to the year
-// 2262) could not hold the expiry: now + seconds would overflow (found by fuzz_entra).
+// 2262) could not hold the expiry: now + seconds would overflow (found writing fuzz_entra).
 inline constexpr std::int64_t kMaxTokenSeconds = 4'000'000'000;
 
 // An Entra / managed identity token answer: access_token with expires_in (seconds, number or

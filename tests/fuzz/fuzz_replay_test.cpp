@@ -29,14 +29,17 @@ const char* const kInputs[] = {"pe64.exe",
                                "pe64-signed.exe",
                                "pe64-signed-leaf.exe"};
 
-// One seed a line in hex; empty lines and lines starting with '#' are skipped.
-std::vector<Bytes> read_seeds(const std::filesystem::path& file) {
+// One seed a line in hex; empty lines and lines starting with '#' are skipped. With
+// `regressions_only`, only the lines after "# regressions" (inputs of fixed findings).
+std::vector<Bytes> read_seeds(const std::filesystem::path& file, bool regressions_only = false) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error("cannot read " + file.string());
   std::vector<Bytes> seeds;
+  bool in_regressions = false;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("# regressions", 0) == 0) in_regressions = true;
+    if (line.empty() || line[0] == '#' || (regressions_only && !in_regressions)) continue;
     auto nibble = [&](char c) -> int {
       if (c >= '0' && c <= '9') return c - '0';
       if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -136,14 +139,16 @@ TEST_CASE("fuzz check holds on mutated fixtures", "[fuzz]") {
   CHECK(rejected > 100);
 }
 
-// ---- Findings of the fuzz targets, each also a seed of its target -------------------------------
+// ---- Defects found writing the fuzz targets, each input also a seed of its target
+// -------------------------------
 
 namespace {
 const auto kNow = tsign::auth::SysClock::time_point(std::chrono::seconds(1767225600));  // 2026
 }
 
-// fuzz_entra: an expires_in beyond what the clock can hold overflowed (signed overflow, UBSan)
-// and wrapped the expiry into the past; the answer must be refused, never mis-dated.
+// parse_token_response (fuzz_entra): an expires_in beyond what the clock can hold overflowed
+// (signed overflow, UBSan) and wrapped the expiry into the past; the answer must be refused, never
+// mis-dated.
 TEST_CASE("a token answer with an absurd lifetime is refused, not wrapped", "[fuzz]") {
   for (const char* body :
        {R"({"access_token":"t","expires_in":9300000000})",
@@ -160,7 +165,7 @@ TEST_CASE("a token answer with an absurd lifetime is refused, not wrapped", "[fu
   }
 }
 
-// fuzz_azure_cli: the same overflow with expires_on.
+// parse_azure_cli_output (fuzz_azure_cli): the same overflow with expires_on / expiresOn.
 TEST_CASE("az output with an absurd expires_on is not mis-dated", "[fuzz]") {
   for (const char* out : {R"({"accessToken":"t","expires_on":9300000000})",
                           R"({"accessToken":"t","expires_on":"9300000000"})",
@@ -169,5 +174,20 @@ TEST_CASE("az output with an absurd expires_on is not mis-dated", "[fuzz]") {
     INFO(out);
     auto t = tsign::auth::parse_azure_cli_output(out, kNow);
     CHECK(t.expires_on > kNow);
+  }
+}
+
+// check_timestamp_response (fuzz_timestamp): a reply OpenSSL decodes but whose token it encodes
+// into DER it cannot decode again (a digest AlgorithmIdentifier with a parameter of tag 0x20):
+// the token must be refused, not handed on to be embedded in the signature.
+TEST_CASE("a time-stamp token that does not survive re-encoding is refused", "[fuzz]") {
+  const auto inputs =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/timestamp.hex", true);
+  REQUIRE(!inputs.empty());
+  for (const auto& reply : inputs) {
+    CHECK_THROWS_AS(tsign::authenticode::check_timestamp_response(
+                        reply, tsign::fuzz::timestamp_request(),
+                        tsign::fuzz::timestamp_signature_value(), tsign::DigestAlg::sha256),
+                    tsign::FileError);
   }
 }
