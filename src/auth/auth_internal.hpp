@@ -59,6 +59,11 @@ std::string github_oidc_audience(const std::string& authority);
 // URL does not parse.
 std::string github_oidc_url(const std::string& request_url, const std::string& audience);
 
+// The largest expires_in / expires_on (seconds) a token answer may give: 126 years, or the year
+// 2096. Beyond it the answer is not a real one, and the clock (64-bit nanoseconds, to the year
+// 2262) could not hold the expiry: now + seconds would overflow (found writing fuzz_entra).
+inline constexpr std::int64_t kMaxTokenSeconds = 4'000'000'000;
+
 // An Entra / managed identity token answer: access_token with expires_in (seconds, number or
 // string) or expires_on (POSIX seconds). `who` names the source for error messages. Throws
 // AuthError on a malformed answer (never quoting the body: it may hold a token).
@@ -70,6 +75,19 @@ bool usable_token_answer(const http::Response& res);
 // `az account get-access-token --output json`: accessToken, expires_on (POSIX seconds,
 // CLI >= 2.54) or expiresOn (local time "YYYY-MM-DD HH:MM:SS.ffffff"). Throws Unavailable.
 AccessToken parse_azure_cli_output(std::string_view json, SysClock::time_point now);
+// Entra ID's error answer (RFC 6749 §5.2): its error and error_description, each empty when
+// absent or the body is not a JSON object. Only these two are ever quoted: the rest may echo the
+// request.
+struct EntraErrorAnswer {
+  std::string code, description;
+};
+EntraErrorAnswer parse_entra_error(std::string_view body);
+// The GitHub OIDC provider's answer {"value": "<JWT>"}. `host` names the provider in the error.
+// Throws AuthError when there is no non-empty string "value".
+Secret parse_github_oidc_answer(std::string_view body, const std::string& host);
+// A managed identity endpoint's refusal as "HTTP 403: error: error_description: message", with
+// only those string fields of a JSON object body (never anything that could be a token).
+std::string managed_identity_refusal(int status, std::string_view body);
 
 // A PEM file holding the client certificate and its (unencrypted) RSA private key.
 struct ClientCertificate {

@@ -36,7 +36,8 @@ AccessToken parse_azure_cli_output(std::string_view text, SysClock::time_point n
         secs = -1;
       }
     }
-    if (secs > 0) return {std::move(token), SysClock::time_point(std::chrono::seconds(secs))};
+    if (secs > 0 && secs <= kMaxTokenSeconds)
+      return {std::move(token), SysClock::time_point(std::chrono::seconds(secs))};
   }
   if (auto* on = o.if_contains("expiresOn"); on && on->is_string()) {
     // Older CLIs print the local time without a zone: "2023-10-31 15:06:29.000000".
@@ -46,7 +47,8 @@ AccessToken parse_azure_cli_output(std::string_view text, SysClock::time_point n
     if (!in.fail()) {
       tm.tm_isdst = -1;
       std::time_t t = std::mktime(&tm);
-      if (t != static_cast<std::time_t>(-1)) return {std::move(token), SysClock::from_time_t(t)};
+      if (t != static_cast<std::time_t>(-1) && t > 0 && t <= kMaxTokenSeconds)
+        return {std::move(token), SysClock::from_time_t(t)};
     }
   }
   // No usable expiry: assume a short life so the cache asks again soon rather than too late.

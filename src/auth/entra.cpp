@@ -4,7 +4,6 @@
 // §1-2).
 #include <algorithm>
 #include <cctype>
-#include <limits>
 
 #include <boost/json.hpp>
 #include <boost/url/encode.hpp>
@@ -42,14 +41,18 @@ std::string lower(std::string s) {
   return s;
 }
 
-// A JSON value as seconds, whether the service sent a number or a string of digits.
+// A JSON value as seconds, whether the service sent a number or a string of digits; nothing
+// when it is beyond kMaxTokenSeconds either way.
 std::optional<std::int64_t> as_seconds(const json::value* v) {
+  constexpr std::int64_t kMax = kMaxTokenSeconds;
   if (!v) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64() &&
-      v->as_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+  if (v->is_int64() && v->as_int64() >= -kMax && v->as_int64() <= kMax) return v->as_int64();
+  if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(kMax))
     return static_cast<std::int64_t>(v->as_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
+  // Checked before the conversion: a double out of int64's range (or NaN) is undefined there.
+  if (v->is_double() && v->as_double() >= -static_cast<double>(kMax) &&
+      v->as_double() <= static_cast<double>(kMax))
+    return static_cast<std::int64_t>(v->as_double());
   if (v->is_string()) {
     const auto& s = v->as_string();
     if (s.empty() || s.size() > 18) return std::nullopt;
@@ -58,6 +61,7 @@ std::optional<std::int64_t> as_seconds(const json::value* v) {
       if (c < '0' || c > '9') return std::nullopt;
       n = n * 10 + (c - '0');
     }
+    if (n > kMax) return std::nullopt;
     return n;
   }
   return std::nullopt;
@@ -166,6 +170,17 @@ AccessToken parse_token_response(std::string_view body, SysClock::time_point now
   return AccessToken{Secret(std::move(token)), expires};
 }
 
+EntraErrorAnswer parse_entra_error(std::string_view body) {
+  EntraErrorAnswer out;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (!ec && v.is_object()) {
+    out.code = string_field(v.as_object(), "error");
+    out.description = string_field(v.as_object(), "error_description");
+  }
+  return out;
+}
+
 boost::asio::awaitable<AccessToken> request_entra_token(
     http::Client& client, const std::string& token_url,
     const std::vector<std::pair<std::string, std::string>>& form, const std::string& who,
@@ -191,14 +206,7 @@ boost::asio::awaitable<AccessToken> request_entra_token(
   }
   if (res.status == 200) co_return parse_token_response(res.body, now, "Entra ID (" + host + ")");
 
-  // Only error and error_description are quoted: the rest may echo the request.
-  std::string code, description;
-  boost::system::error_code ec;
-  json::value v = json::parse(res.body, ec);
-  if (!ec && v.is_object()) {
-    code = string_field(v.as_object(), "error");
-    description = string_field(v.as_object(), "error_description");
-  }
+  auto [code, description] = parse_entra_error(res.body);
   std::string msg = "Microsoft Entra ID (" + host + ") refused the " + who + " (HTTP " +
                     std::to_string(res.status) + ")";
   if (!code.empty()) msg += ": " + code;

@@ -14,13 +14,10 @@ namespace tsign::auth {
 namespace json = boost::json;
 namespace urls = boost::urls;
 
-namespace {
-
-// What a refusal said, without anything that could be a token.
-std::string refusal_text(const http::Response& res) {
-  std::string out = "HTTP " + std::to_string(res.status);
+std::string managed_identity_refusal(int status, std::string_view body) {
+  std::string out = "HTTP " + std::to_string(status);
   boost::system::error_code ec;
-  json::value v = json::parse(res.body, ec);
+  json::value v = json::parse(body, ec);
   if (!ec && v.is_object()) {
     const auto& o = v.as_object();
     for (const char* key : {"error", "error_description", "message"}) {
@@ -29,6 +26,13 @@ std::string refusal_text(const http::Response& res) {
     }
   }
   return out;
+}
+
+namespace {
+
+// What a refusal said, without anything that could be a token.
+std::string refusal_text(const http::Response& res) {
+  return managed_identity_refusal(res.status, res.body);
 }
 
 std::string with_query(const std::string& base, const std::string& api_version,

@@ -145,13 +145,7 @@ class GitHubOidcSource final : public TokenSource {
     if (res.status != 200)
       throw AuthError(host + " refused the ID token request (HTTP " + std::to_string(res.status) +
                       "); the job needs `permissions: id-token: write`");
-    boost::system::error_code ec;
-    json::value v = json::parse(res.body, ec);
-    const json::value* value =
-        (!ec && v.is_object()) ? v.as_object().if_contains("value") : nullptr;
-    if (!value || !value->is_string() || value->as_string().empty())
-      throw AuthError(host + " answered without an ID token (no \"value\")");
-    Secret jwt(std::string(value->as_string()));
+    Secret jwt = parse_github_oidc_answer(res.body, host);
     // Before anything else can print it.
     log_.mask(jwt);
     co_return jwt;
@@ -166,6 +160,15 @@ class GitHubOidcSource final : public TokenSource {
 };
 
 }  // namespace
+
+Secret parse_github_oidc_answer(std::string_view body, const std::string& host) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  const json::value* value = (!ec && v.is_object()) ? v.as_object().if_contains("value") : nullptr;
+  if (!value || !value->is_string() || value->as_string().empty())
+    throw AuthError(host + " answered without an ID token (no \"value\")");
+  return Secret(std::string(value->as_string()));
+}
 
 std::unique_ptr<TokenSource> make_federated_file_source(const ResolvedSettings& s,
                                                         std::string token_file,

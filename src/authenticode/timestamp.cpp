@@ -173,6 +173,14 @@ Bytes check_timestamp_response(ByteView reply_der, const TimestampRequest& req,
   Bytes out(static_cast<std::size_t>(n));
   unsigned char* q = out.data();
   i2d_PKCS7(token, &q);
+  // OpenSSL decodes some encodings it writes back as DER it cannot decode again (found by
+  // fuzz_timestamp); such a token would be embedded, then fail every verification.
+  const unsigned char* r = out.data();
+  if (PKCS7Ptr again{d2i_PKCS7(nullptr, &r, static_cast<long>(out.size()))};
+      !again || r != out.data() + out.size()) {
+    ERR_clear_error();
+    fail("has a token that does not decode again once encoded");
+  }
   return out;
 }
 

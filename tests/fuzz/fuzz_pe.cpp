@@ -2,15 +2,13 @@
 // and the Authenticode digest / signature embedding of src/formats/pe.cpp.
 #include "fuzz_pe.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
 
 #include "common/error.hpp"
 #include "common/ossl.hpp"
 #include "formats/pe.hpp"
+#include "fuzz_targets.hpp"
 
 namespace tsign::fuzz {
 
@@ -100,13 +98,10 @@ PeCheck check_pe(ByteView data) {
   return r;
 }
 
+std::string check_pe_target(ByteView data) {
+  auto r = check_pe(data);
+  return r.violation.empty() ? std::string() : "PE: " + r.violation;
+}
 }  // namespace tsign::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto r = tsign::fuzz::check_pe(tsign::ByteView(data, size));
-  if (!r.violation.empty()) {
-    std::fprintf(stderr, "PE invariant broken: %s\n", r.violation.c_str());
-    std::abort();
-  }
-  return 0;
-}
+TSIGN_FUZZ_ENTRY(tsign::fuzz::check_pe_target)

@@ -1,10 +1,18 @@
-// Replays the PE fuzz check over the generated fixtures and deterministic mutations of them, so
-// the fuzz target's invariants are exercised in every build (no clang/libFuzzer needed).
+// Replays every fuzz target's seeds (tests/fuzz/seeds/<target>.hex, the minimized corpora and
+// the regression inputs of fixed findings), and the PE check over the generated fixtures and
+// deterministic mutations of them, so the fuzz targets' invariants are exercised in every build
+// (no clang/libFuzzer needed).
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
+#include "auth/auth_internal.hpp"
+#include "common/error.hpp"
 #include "fuzz_pe.hpp"
+#include "fuzz_targets.hpp"
+#include "fuzz_timestamp.hpp"
 #include "support/fixtures.hpp"
 
 using tsign::Bytes;
@@ -21,7 +29,64 @@ const char* const kInputs[] = {"pe64.exe",
                                "pe64-signed.exe",
                                "pe64-signed-leaf.exe"};
 
+// One seed a line in hex; empty lines and lines starting with '#' are skipped. With
+// `regressions_only`, only the lines after "# regressions" (inputs of fixed findings).
+std::vector<Bytes> read_seeds(const std::filesystem::path& file, bool regressions_only = false) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  std::vector<Bytes> seeds;
+  bool in_regressions = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.rfind("# regressions", 0) == 0) in_regressions = true;
+    if (line.empty() || line[0] == '#' || (regressions_only && !in_regressions)) continue;
+    auto nibble = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      throw std::runtime_error(file.string() + ": not hex: " + line.substr(0, 40));
+    };
+    if (line.size() % 2 != 0) throw std::runtime_error(file.string() + ": odd hex line");
+    Bytes b(line.size() / 2);
+    for (std::size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<std::uint8_t>(nibble(line[2 * i]) * 16 + nibble(line[2 * i + 1]));
+    seeds.push_back(std::move(b));
+  }
+  return seeds;
+}
+
 }  // namespace
+
+TEST_CASE("every fuzz target's seeds replay without a violation", "[fuzz]") {
+  const std::filesystem::path dir = std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds";
+  for (const auto& target : tsign::fuzz::kTargets) {
+    INFO("target " << target.name);
+    const auto seeds = read_seeds(dir / (std::string(target.name) + ".hex"));
+    CHECK(!seeds.empty());
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      INFO("seed " << i + 1 << " (" << seeds[i].size() << " bytes)");
+      CHECK(target.check(seeds[i]) == "");
+    }
+  }
+}
+
+// The fuzz_timestamp seeds must get past the nonce and imprint checks, or the fuzzer would only
+// ever see the refusals.
+TEST_CASE("the granted time-stamp seed answers the fuzz target's request", "[fuzz]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/timestamp.hex");
+  std::size_t granted = 0;
+  for (const auto& s : seeds) {
+    try {
+      tsign::authenticode::check_timestamp_response(s, tsign::fuzz::timestamp_request(),
+                                                    tsign::fuzz::timestamp_signature_value(),
+                                                    tsign::DigestAlg::sha256);
+      ++granted;
+    } catch (const tsign::FileError&) {
+    }
+  }
+  CHECK(granted >= 1);
+}
 
 TEST_CASE("fuzz check accepts every fixture", "[fuzz]") {
   for (const char* name : kInputs) {
@@ -102,5 +167,58 @@ TEST_CASE("fuzz check holds on several certificate-table entries and on truncate
     auto r = check_pe(ByteView(plain).first(plain.size() - cut));
     CHECK(r.violation == "");
     CHECK_FALSE(r.parsed);
+  }
+}
+
+// ---- Defects found writing the fuzz targets, each input also a seed of its target
+// -------------------------------
+
+namespace {
+const auto kNow = tsign::auth::SysClock::time_point(std::chrono::seconds(1767225600));  // 2026
+}
+
+// parse_token_response (fuzz_entra): an expires_in beyond what the clock can hold overflowed
+// (signed overflow, UBSan) and wrapped the expiry into the past; the answer must be refused, never
+// mis-dated.
+TEST_CASE("a token answer with an absurd lifetime is refused, not wrapped", "[fuzz]") {
+  for (const char* body :
+       {R"({"access_token":"t","expires_in":9300000000})",
+        R"({"access_token":"t","expires_in":"9300000000"})",
+        R"({"access_token":"t","expires_in":1e300})", R"({"access_token":"t","expires_in":-1e300})",
+        R"({"access_token":"t","expires_on":9300000000})"}) {
+    INFO(body);
+    try {
+      auto t = tsign::auth::parse_token_response(body, kNow, "Entra ID (test)");
+      CHECK(t.expires_on > kNow);
+    } catch (const tsign::AuthError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("expires_in / expires_on"));
+    }
+  }
+}
+
+// parse_azure_cli_output (fuzz_azure_cli): the same overflow with expires_on / expiresOn.
+TEST_CASE("az output with an absurd expires_on is not mis-dated", "[fuzz]") {
+  for (const char* out : {R"({"accessToken":"t","expires_on":9300000000})",
+                          R"({"accessToken":"t","expires_on":"9300000000"})",
+                          R"({"accessToken":"t","expires_on":18446744073709551615})",
+                          R"({"accessToken":"t","expiresOn":"9999-12-31 23:59:59.000000"})"}) {
+    INFO(out);
+    auto t = tsign::auth::parse_azure_cli_output(out, kNow);
+    CHECK(t.expires_on > kNow);
+  }
+}
+
+// check_timestamp_response (fuzz_timestamp): a reply OpenSSL decodes but whose token it encodes
+// into DER it cannot decode again (a digest AlgorithmIdentifier with a parameter of tag 0x20):
+// the token must be refused, not handed on to be embedded in the signature.
+TEST_CASE("a time-stamp token that does not survive re-encoding is refused", "[fuzz]") {
+  const auto inputs =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/timestamp.hex", true);
+  REQUIRE(!inputs.empty());
+  for (const auto& reply : inputs) {
+    CHECK_THROWS_AS(tsign::authenticode::check_timestamp_response(
+                        reply, tsign::fuzz::timestamp_request(),
+                        tsign::fuzz::timestamp_signature_value(), tsign::DigestAlg::sha256),
+                    tsign::FileError);
   }
 }

@@ -1,0 +1,155 @@
+// Writes the fuzz targets' starting seeds (tests/fuzz/seeds/<target>.hex, one input a line in hex)
+// from the test fixtures, the emulator's PKI and time-stamp authority, and the answer shapes of
+// docs/protocol.md. Run by hand when a target or an answer shape changes (docs/fuzzing.md):
+//   cmake --build --preset dev --target fuzz_make_seeds && build/dev/tests/fuzz/fuzz_make_seeds DIR
+// The committed files are these seeds minimized with libFuzzer's -merge=1 after a long run.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include <openssl/pkcs7.h>
+
+#include "authenticode/authenticode.hpp"
+#include "authenticode/timestamp.hpp"
+#include "common/error.hpp"
+#include "emulator/pki.hpp"
+#include "emulator/tsa.hpp"
+#include "formats/pe.hpp"
+#include "fuzz_timestamp.hpp"
+#include "support/fixtures.hpp"
+
+using namespace tsign;
+
+namespace {
+
+Bytes text(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
+
+Bytes pe_signature(const char* fixture) {
+  Bytes file = test::read_all(test::fixture(fixture));
+  formats::pe::MemorySource src(file, fixture);
+  auto layout = formats::pe::parse(src, fixture);
+  return layout.pkcs7_der;
+}
+
+// The fixed request of fuzz_timestamp: a real request whose random nonce is replaced by the
+// fixed one (same length, high bit clear, so the DER keeps its shape).
+Bytes fixed_timestamp_query() {
+  const auto fixed = fuzz::timestamp_request();
+  for (;;) {
+    auto req =
+        authenticode::make_timestamp_request(fuzz::timestamp_signature_value(), DigestAlg::sha256);
+    if (req.nonce.size() != fixed.nonce.size() || req.nonce[0] >= 0x80) continue;
+    auto it = std::search(req.der.begin(), req.der.end(), req.nonce.begin(), req.nonce.end());
+    if (it == req.der.end()) continue;
+    std::copy(fixed.nonce.begin(), fixed.nonce.end(), it);
+    return req.der;
+  }
+}
+
+Bytes certs_only_pkcs7(const std::vector<X509*>& certs) {
+  PKCS7Ptr p7(PKCS7_new());
+  if (!p7 || !PKCS7_set_type(p7.get(), NID_pkcs7_signed) ||
+      !PKCS7_content_new(p7.get(), NID_pkcs7_data))
+    throw std::runtime_error("PKCS7_new");
+  for (X509* c : certs) PKCS7_add_certificate(p7.get(), c);
+  int n = i2d_PKCS7(p7.get(), nullptr);
+  Bytes der(static_cast<std::size_t>(n));
+  unsigned char* p = der.data();
+  i2d_PKCS7(p7.get(), &p);
+  return der;
+}
+
+void write(const std::filesystem::path& dir, const std::string& target,
+           const std::vector<Bytes>& seeds) {
+  std::ofstream out(dir / (target + ".hex"), std::ios::trunc);
+  for (const auto& s : seeds) out << to_hex(s) << "\n";
+  if (!out) throw std::runtime_error("cannot write " + target + ".hex");
+  std::cout << target << ": " << seeds.size() << " seeds\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: fuzz_make_seeds DIR\n";
+    return 2;
+  }
+  const std::filesystem::path dir = argv[1];
+  std::filesystem::create_directories(dir);
+  test::TempDir tmp("fuzz-seeds");
+  auto pki = emulator::load_or_create_pki({tmp.path(), "fuzzaccount", "fuzzprofile"});
+
+  write(dir, "pe",
+        {test::read_all(test::fixture("pe64.dll")), test::read_all(test::fixture("pe32.dll")),
+         test::read_all(test::fixture("pe64-signed.exe"))});
+
+  // Authenticode: a self-signed signature, one with a chain, that one time-stamped, and a
+  // nested pair.
+  Bytes self = pe_signature("pe64-signed.exe");
+  Bytes chained = pe_signature("pe64-signed-leaf.exe");
+  Bytes sigval = authenticode::signature_value(chained);
+  auto req = authenticode::make_timestamp_request(sigval, DigestAlg::sha256);
+  Bytes token = authenticode::check_timestamp_response(
+      emulator::timestamp_reply(req.der, pki.tsa.get(), pki.tsa_key.get(), 1), req, sigval,
+      DigestAlg::sha256);
+  Bytes stamped = authenticode::add_timestamp(chained, token);
+  write(dir, "authenticode", {self, chained, stamped, authenticode::nest(self, stamped)});
+
+  // RFC 3161: a granted reply to fuzz_timestamp's request, and a rejection.
+  write(dir, "timestamp",
+        {emulator::timestamp_reply(fixed_timestamp_query(), pki.tsa.get(), pki.tsa_key.get(), 7),
+         emulator::timestamp_reply(text("not a request"), pki.tsa.get(), pki.tsa_key.get(), 8)});
+
+  write(dir, "entra",
+        {text(R"({"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,)"
+              R"("access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.c2ln"})"),
+         text(R"({"access_token":"eyJ0eXAi.e30.c2ln","expires_in":"3599","token_type":"bearer"})"),
+         text(R"({"access_token":"eyJ0eXAi.e30.c2ln","expires_on":"1767229200",)"
+              R"("resource":"https://codesigning.azure.net","token_type":"Bearer"})"),
+         text(R"({"access_token":"t","expires_in":3599.5,"token_type":"pop"})"),
+         text(R"({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client )"
+              R"(secret provided.","error_codes":[7000215],"timestamp":"2026-01-01 00:00:00Z"})"),
+         text(R"({"error":"invalid_request","error_description":"Identity not found",)"
+              R"("message":"No managed identity"})")});
+
+  write(dir, "github_oidc",
+        {text(R"({"count":1823,"value":"eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly9BenVyZSJ9.c2ln"})"),
+         text(R"({"value":""})"), text(R"({"message":"Not Found"})")});
+
+  write(dir, "azure_cli",
+        {text(R"({"accessToken":"eyJ0eXAi.e30.c2ln","expiresOn":"2026-01-01 01:00:00.000000",)"
+              R"("expires_on":1767229200,"subscription":"0000","tenant":"1111",)"
+              R"("tokenType":"Bearer"})"),
+         text(R"({"accessToken":"eyJ0eXAi.e30.c2ln","expiresOn":"2026-01-01 01:00:00.000000"})"),
+         text(R"({"accessToken":"eyJ0eXAi.e30.c2ln","expires_on":"1767229200"})")});
+
+  write(dir, "sign_status",
+        {text(R"({"operationId":"op-1","status":"Succeeded","signature":"c2ln",)"
+              R"("signingCertificate":"Y2VydA=="})"),
+         text(R"({"operationId":"op-1","status":"InProgress"})"),
+         text(R"({"operationId":"op-1","status":"Failed","errorDetail":{"code":"BadRequest",)"
+              R"("message":"digest length","target":"digest"}})"),
+         text(R"({"id":"op-2","status":"Succeeded","result":{"signature":"c2ln",)"
+              R"("signingCertificate":"Y2VydA=="}})"),
+         text(R"({"id":"op-2","status":"Failed","error":{"code":"SigningFailed",)"
+              R"("message":"the key is disabled"}})"),
+         text(R"({"status":"Running","result":{"operationId":"op-3"},)"
+              R"("errorResponse":{"errorDetail":{"code":"c","message":"m"}}})")});
+
+  std::vector<X509*> chain = {pki.leaf.get(), pki.cs_ca.get(), pki.cs_root.get()};
+  Bytes p7 = certs_only_pkcs7(chain);
+  Bytes concatenated;
+  for (X509* c : chain) {
+    Bytes d = emulator::to_der(c);
+    concatenated.insert(concatenated.end(), d.begin(), d.end());
+  }
+  write(dir, "cert_chain",
+        {text(base64_encode(as_bytes(base64_encode(p7)))),
+         text(emulator::to_pem(pki.leaf.get()) + emulator::to_pem(pki.cs_ca.get())),
+         text(base64_encode(concatenated)), p7});
+  return 0;
+}
