@@ -22,7 +22,7 @@ class BlobFile final : public formats::SignableFile {
   std::uint64_t size() const override { return der_.size(); }
   Bytes digest(DigestAlg alg) override { return hash(alg, as_bytes("tsign fuzz file")); }
   std::optional<Bytes> existing_signature() override { return der_; }
-  void write_signed(ByteView, formats::SignedOutput&) override { std::abort(); }
+  Bytes write_signed(ByteView, formats::SignedOutput&, DigestAlg) override { std::abort(); }
 
  private:
   Bytes der_;
