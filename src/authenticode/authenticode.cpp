@@ -2,7 +2,7 @@
 // Specifications: Microsoft "Windows Authenticode Portable Executable Signature Format"
 // (SpcIndirectDataContent, SpcSpOpusInfo, nested signatures 1.3.6.1.4.1.311.2.4.1, RFC 3161
 // time-stamps 1.3.6.1.4.1.311.3.3.1), RFC 2315 (PKCS #7 SignedData) and RFC 3161 (TSTInfo);
-// the project's summary is /work/shared/docs/authenticode.md, "The PKCS#7 SignedData".
+// the project's summary is docs/authenticode.md, "The PKCS#7 SignedData".
 // Every structure is encoded and parsed by OpenSSL (templates in spc_asn1.cpp, PKCS7_* APIs).
 #include "authenticode/authenticode.hpp"
 

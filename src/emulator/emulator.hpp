@@ -1,6 +1,7 @@
 // `tsign emulator`: a local, self-contained stand-in for the cloud a signing run talks to
 // (GitHub OIDC, Microsoft Entra ID, Trusted Signing, an RFC 3161 TSA), with fault injection.
-// The wire formats are those of /docs/protocol.md; interface.md ("The emulator") is the contract.
+// The wire formats are those of docs/protocol.md; docs/interface.md ("The emulator") is the
+// contract.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// The emulator's HTTP(S) front: the endpoints and encodings of /docs/protocol.md —
+// The emulator's HTTP(S) front: the endpoints and encodings of docs/protocol.md —
 // §1 GitHub OIDC token, §2 Entra ID token (OAuth 2.0 client credentials, RFC 6749 §4.4, with
 // RFC 7523 assertions), §3 Trusted Signing sign / poll / certchain / rootcert / eku, §4 RFC 3161
 // time-stamping (plain HTTP, its own port) — on Boost.Beast with C++20 coroutines.
