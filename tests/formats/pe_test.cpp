@@ -477,7 +477,8 @@ TEST_CASE("write_signed returns the digest of the bytes it wrote, which a swap o
 TEST_CASE("a PE that would reach 4 GiB with its signature is refused from its layout alone",
           "[pe][write]") {
   auto f = tsign::formats::open(fixture("pe64.exe"));
-  pe::MemorySource src(read_all(fixture("pe64.exe")), "pe64.exe");
+  const Bytes image = read_all(fixture("pe64.exe"));  // MemorySource only views it
+  pe::MemorySource src(image, "pe64.exe");
   pe::Layout l = pe::parse(src, "huge.exe");
   const std::uint64_t four_gib = std::uint64_t{1} << 32;
   const std::uint64_t budget = 1 << 20;
