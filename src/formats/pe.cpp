@@ -127,13 +127,20 @@ std::string section_name(const std::uint8_t* p) {
 
 // A truncated image (usually a build that failed while writing it) is refused: the headers and
 // every section's raw data must lie inside the file (README, "What tsign guarantees").
+// With `cert_table` set, the limit is the certificate table's offset instead of the file's end:
+// image data running into the table would be cut off by re-signing (the table is replaced).
 void check_not_truncated(Source& src, std::string_view name, const Headers& h,
-                         std::uint64_t section_table, std::uint16_t nsec, std::uint64_t file_size) {
+                         std::uint64_t section_table, std::uint16_t nsec, std::uint64_t file_size,
+                         bool cert_table = false) {
+  const std::string limit = cert_table ? " but the certificate table starts at " + hex(file_size) +
+                                             "; the image and its signature overlap"
+                                       : " but the file ends at " + hex(file_size) +
+                                             "; a truncated image is usually a failed build: "
+                                             "build it again";
+  const std::string what = cert_table ? "the image is damaged: " : "the file is truncated: ";
   const std::uint32_t size_of_headers = le32(&h.nt[kOffSizeOfHeaders]);
   if (size_of_headers > file_size)
-    fail(name, "the file is truncated: its headers end at " + hex(size_of_headers) +
-                   " (SizeOfHeaders) but the file ends at " + hex(file_size) +
-                   "; a truncated image is usually a failed build: build it again");
+    fail(name, what + "its headers end at " + hex(size_of_headers) + " (SizeOfHeaders)" + limit);
   Bytes table(std::size_t{nsec} * kSectionHeaderSize);
   src.read_at(section_table, table);
   for (std::size_t i = 0; i < nsec; ++i) {
@@ -144,11 +151,9 @@ void check_not_truncated(Source& src, std::string_view name, const Headers& h,
     if (raw_size == 0) continue;
     const std::uint64_t end = std::uint64_t{raw_ptr} + raw_size;
     if (end > file_size)
-      fail(name, "the file is truncated: section \"" + section_name(sh) + "\" (number " +
-                     std::to_string(i + 1) + ") has its raw data at " + hex(raw_ptr) + ".." +
-                     hex(end) + " (PointerToRawData + SizeOfRawData) but the file ends at " +
-                     hex(file_size) +
-                     "; a truncated image is usually a failed build: build it again");
+      fail(name, what + "section \"" + section_name(sh) + "\" (number " + std::to_string(i + 1) +
+                     ") has its raw data at " + hex(raw_ptr) + ".." + hex(end) +
+                     " (PointerToRawData + SizeOfRawData)" + limit);
   }
 }
 
@@ -309,6 +314,7 @@ Layout parse(Source& src, std::string_view name) {
     fail(name, "the certificate table is not at the end of the file (" +
                    std::to_string(l.file_size - pos - len) + " bytes follow it)");
   if (pos < l.headers_end) fail(name, "the certificate table overlaps the PE headers");
+  check_not_truncated(src, name, h, h.e_lfanew + kOptionalHeaderStart + opt_size, nsec, pos, true);
   // The specification requires quadword alignment; every signer pads the image before the table,
   // and the digest of a signed file (which does not pad) then equals that of the unsigned one.
   if (pos % 8 != 0) fail(name, "the certificate table is not 8-byte aligned (" + hex(pos) + ")");
