@@ -101,17 +101,9 @@ std::size_t cert_entry(const Bytes& b) {
   return e_lfanew(b) + (is_pe32_plus(b) ? 168 : 152);
 }
 
-// The PE checksum as a straightforward word-by-word loop with the carry folded at every step
-// (osslsigncode's formulation), treating an odd last byte as a zero-padded word.
+using tsign::test::pe_reference_checksum;
 std::uint32_t reference_checksum(const Bytes& b, std::size_t checksum_offset) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i < b.size(); i += 2) {
-    std::uint32_t w = b[i] | (i + 1 < b.size() ? b[i + 1] << 8 : 0);
-    if (i == checksum_offset || i == checksum_offset + 2) w = 0;
-    sum += w;
-    sum = (sum & 0xFFFF) + (sum >> 16);
-  }
-  return sum + static_cast<std::uint32_t>(b.size());
+  return pe_reference_checksum(b, checksum_offset);
 }
 
 std::string digest_hex(const fs::path& p, DigestAlg alg) {
