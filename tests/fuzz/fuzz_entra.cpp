@@ -21,21 +21,13 @@ std::string field_in(std::string_view body, std::string_view key) {
   return t && t->is_string() ? std::string(t->as_string()) : std::string();
 }
 
-// The message parse_token_response gives for `body` with its access_token replaced by a value
-// of the same length that shares no character with it, or "" when that body is accepted (or no
-// such value exists: a token using every letter and digit).
-std::string message_with_other_token(std::string_view body, const std::string& token,
-                                     auth::SysClock::time_point now, const std::string& who) {
-  boost::system::error_code ec;
-  auto v = boost::json::parse(body, ec);
-  if (ec || !v.is_object()) return {};
-  constexpr std::string_view kCandidates =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  const auto other = kCandidates.find_first_not_of(token);
-  if (other == std::string_view::npos) return {};
-  v.as_object()["access_token"] = std::string(token.size(), kCandidates[other]);
+// The message parse_token_response gives for `body` re-serialized with its access_token set to
+// `token`, or "" when that body is accepted.
+std::string message_with_token(boost::json::value body, const std::string& token,
+                               auth::SysClock::time_point now, const std::string& who) {
+  body.as_object()["access_token"] = token;
   try {
-    (void)auth::parse_token_response(boost::json::serialize(v), now, who);
+    (void)auth::parse_token_response(boost::json::serialize(body), now, who);
   } catch (const AuthError& e) {
     return e.what();
   }
@@ -44,11 +36,22 @@ std::string message_with_other_token(std::string_view body, const std::string& t
 
 // Whether the message quotes `token` because it is the access token, not because the same
 // characters come from elsewhere (the source's name, the fixed text, the quoted token_type, or the
-// join of two of them): then the message made from a body with another token lacks it.
+// join of two of them). Decided by an experiment on the body re-serialized (which may change it:
+// an infinite number does not come back), once with the token and once with another of the same
+// length that shares no character with it: the token is quoted if only the first message has it.
 bool quotes_token(std::string_view message, const std::string& token, std::string_view body,
                   auth::SysClock::time_point now, const std::string& who) {
   if (message.find(token) == std::string_view::npos) return false;
-  return message_with_other_token(body, token, now, who).find(token) == std::string::npos;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return false;
+  constexpr std::string_view kCandidates =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const auto other = kCandidates.find_first_not_of(token);
+  if (other == std::string_view::npos) return false;  // a token of every letter and digit
+  return message_with_token(v, token, now, who).find(token) != std::string::npos &&
+         message_with_token(v, std::string(token.size(), kCandidates[other]), now, who)
+                 .find(token) == std::string::npos;
 }
 
 }  // namespace
