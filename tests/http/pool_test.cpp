@@ -112,7 +112,7 @@ TEST_CASE("a full pool queues coroutines and hands slots over first come, first 
   REQUIRE(first.claim(got_first));
   CHECK(got_first.conn.get() == reused);
 
-  // A coroutine that did not wait cannot overtake the one still queued.
+  // The pool is still full: a coroutine that did not wait gets nothing.
   Lease late;
   CHECK_FALSE(pool.try_take(late));
 
@@ -135,18 +135,30 @@ TEST_CASE("after a cut, released slots go to waiters only once fewer are busy th
   for (auto& l : held) REQUIRE(pool.try_take(l.emplace()));
   pool.on_throttled(t(0), t(1));
   REQUIRE(pool.limit() == 2);
-  Waiter w(ioc.get_executor(), pool);
+  Waiter w(ioc.get_executor(), pool), w2(ioc.get_executor(), pool);
   pool.enqueue(w);
+  pool.enqueue(w2);
   held[0].reset();  // 3 busy, 2 allowed: nobody is admitted
   held[1].reset();  // 2 busy, 2 allowed: still nobody
   CHECK(w.queued);
   Lease none;
   CHECK_FALSE(w.claim(none));
-  held[2].reset();  // 1 busy: the waiter gets a slot
+  // Successes widen the window again (2 -> 3 after three), and the widening admits a waiter.
+  pool.on_success();
+  pool.on_success();
+  CHECK(w.queued);
+  pool.on_success();
+  REQUIRE(pool.limit() == 3);
   CHECK_FALSE(w.queued);
+  CHECK(w2.queued);
   Lease got;
   CHECK(w.claim(got));
-  CHECK(pool.busy == 2);
+  CHECK(pool.busy == 3);
+  held[2].reset();  // 2 busy, 3 allowed: the next waiter gets the slot
+  CHECK_FALSE(w2.queued);
+  Lease got2;
+  CHECK(w2.claim(got2));
+  CHECK(pool.busy == 3);
 }
 
 TEST_CASE("a waiter that goes away gives back its place or its slot", "[http][pool]") {
