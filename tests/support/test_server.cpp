@@ -27,6 +27,7 @@
 
 #include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "http/url.hpp"
 
 namespace tsign::test {
 
@@ -248,7 +249,7 @@ struct TestServer::Impl {
       Request req;
       req.method = std::string(m.method_string());
       req.target = std::string(m.target());
-      req.path = req.target.substr(0, req.target.find('?'));
+      req.path = http::split_target(req.target).path;
       for (const auto& f : m) {
         std::string name(f.name_string());
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -363,8 +364,7 @@ TestServer::~TestServer() {
 }
 
 std::string TestServer::url(const std::string& path, const std::string& host) const {
-  return std::string(opts_.tls ? "https://" : "http://") + host + ":" + std::to_string(port_) +
-         (path.empty() || path[0] != '/' ? "/" : "") + path;
+  return http::make_url(opts_.tls, host, port_, path);
 }
 
 void TestServer::on(const std::string& path, Handler handler) {

@@ -27,7 +27,7 @@
 // enqueue()). The destructor stops the server and joins its thread; connections still open are
 // closed. Waiting for something to happen: wait_for_requests(), never a sleep.
 //
-// Links with tsign_common and tsign_platform only (plus Boost and OpenSSL).
+// Links with tsign_common, tsign_platform and tsign_http (plus Boost and OpenSSL).
 #pragma once
 
 #include <chrono>
