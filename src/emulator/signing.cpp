@@ -242,8 +242,8 @@ Answer SigningService::sign(const StringRequest& req, const std::string& api,
   auto digest = base64_decode(json_string(body, "digest"));
   std::size_t want = static_cast<std::size_t>(EVP_MD_get_size(md));
   if (!digest || digest->size() != want)
-    return error_detail(
-        http::status::bad_request, "BadRequest",
+    return service_error(
+        api, http::status::bad_request, "BadRequest",
         "digest must be the base64 of a " + std::to_string(want) + "-byte " + alg + " digest.",
         "digest", "sign");
 

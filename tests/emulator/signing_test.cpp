@@ -190,3 +190,20 @@ TEST_CASE("certchain, rootcert and eku endpoints") {
   CHECK(list.size() == 3);
   CHECK(list.at(0).as_string() == "1.3.6.1.5.5.7.3.3");
 }
+
+TEST_CASE("the GA api-version answers a digest of the wrong length in the Azure Core shape") {
+  Running emu(base_options());
+  const Endpoints& ep = emu.ep();
+  std::string token = access_token(ep);
+  json::object body{{"signatureAlgorithm", "RS384"},
+                    {"digest", base64_encode(hash(DigestAlg::sha256, as_bytes("short")))}};
+  Reply r = must(fetch(ep, {.method = http::verb::post,
+                            .target = profile_path(ep) + ":sign?api-version=2024-06-15",
+                            .headers = {{"Authorization", "Bearer " + token}},
+                            .body = json::serialize(body),
+                            .content_type = "application/json"}));
+  CHECK(r.status == 400);
+  CHECK(r.headers["x-ms-error-code"] == "BadRequest");
+  CHECK(r.json().at("error").at("target").as_string() == "digest");
+  CHECK_FALSE(r.json().contains("errorDetail"));
+}
