@@ -47,6 +47,7 @@ TEST_CASE("RFC 3161 time-stamps verify against tsa-root.pem") {
 
 namespace {
 Pki shared_pki() {
+  fs::create_directories(shared_state_dir());  // as the Server would
   return load_or_create_pki({.dir = shared_state_dir(), .account = "a", .profile = "p"});
 }
 
@@ -66,33 +67,35 @@ long reply_status(const std::string& der) {
 }
 }  // namespace
 
-TEST_CASE("TsaService: POST only, timestamp-query only, every Nth fails when told") {
+// One test case: its first section generates the state directory's keys (seconds), the second
+// reuses them.
+TEST_CASE("the time-stamp authority without a socket: methods, media type, faults, bad requests") {
   Pki pki = shared_pki();
-  Options o;
-  o.tsa_fail_every = 3;
-  TsaService tsa(o, pki.tsa.get(), pki.tsa_key.get());
-  auto [query, nonce] = timestamp_query(Bytes(32, 9), EVP_sha256());
-  auto good = tsa_request(http::verb::post, "application/timestamp-query", to_string(query));
+  SECTION("TsaService: POST only, timestamp-query only, every Nth fails when told") {
+    Options o;
+    o.tsa_fail_every = 3;
+    TsaService tsa(o, pki.tsa.get(), pki.tsa_key.get());
+    auto [query, nonce] = timestamp_query(Bytes(32, 9), EVP_sha256());
+    auto good = tsa_request(http::verb::post, "application/timestamp-query", to_string(query));
 
-  Answer get = tsa.handle(tsa_request(http::verb::get, "", ""));
-  CHECK(get.res.result() == http::status::method_not_allowed);
-  CHECK(get.res[http::field::allow] == "POST");
-  CHECK(get.kind == "tsa");
+    Answer get = tsa.handle(tsa_request(http::verb::get, "", ""));
+    CHECK(get.res.result() == http::status::method_not_allowed);
+    CHECK(get.res[http::field::allow] == "POST");
+    CHECK(get.kind == "tsa");
 
-  Answer ok = tsa.handle(good);  // the 1st request counted
-  CHECK(ok.res.result() == http::status::ok);
-  CHECK(reply_status(ok.res.body()) == TS_STATUS_GRANTED);
-  CHECK(tsa.handle(tsa_request(http::verb::post, "text/plain", "x")).res.result() ==
-        http::status::unsupported_media_type);  // the 2nd
-  Answer failed = tsa.handle(good);             // the 3rd
-  CHECK(failed.res.result() == http::status::service_unavailable);
-  CHECK(failed.fault == "tsa-fail");
-  CHECK(tsa.handle(good).res.result() == http::status::ok);
-}
-
-TEST_CASE("timestamp_reply: a request OpenSSL cannot parse gets a rejection, not an exception") {
-  Pki pki = shared_pki();
-  Bytes reply =
-      timestamp_reply(as_bytes("not a TimeStampReq"), pki.tsa.get(), pki.tsa_key.get(), 1);
-  CHECK(reply_status(to_string(reply)) == TS_STATUS_REJECTION);
+    Answer ok = tsa.handle(good);  // the 1st request counted
+    CHECK(ok.res.result() == http::status::ok);
+    CHECK(reply_status(ok.res.body()) == TS_STATUS_GRANTED);
+    CHECK(tsa.handle(tsa_request(http::verb::post, "text/plain", "x")).res.result() ==
+          http::status::unsupported_media_type);  // the 2nd
+    Answer failed = tsa.handle(good);             // the 3rd
+    CHECK(failed.res.result() == http::status::service_unavailable);
+    CHECK(failed.fault == "tsa-fail");
+    CHECK(tsa.handle(good).res.result() == http::status::ok);
+  }
+  SECTION("timestamp_reply: a request OpenSSL cannot parse gets a rejection, not an exception") {
+    Bytes reply =
+        timestamp_reply(as_bytes("not a TimeStampReq"), pki.tsa.get(), pki.tsa_key.get(), 1);
+    CHECK(reply_status(to_string(reply)) == TS_STATUS_REJECTION);
+  }
 }
