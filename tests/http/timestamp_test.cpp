@@ -12,12 +12,14 @@
 #include "common/error.hpp"
 #include "helpers.hpp"
 #include "support/test_server.hpp"
+#include "tsa/timestamp_client.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace tsign;
 using namespace tsign::test;
 using namespace tsign::authenticode;
+using tsign::tsa::TimestampClient;
 
 namespace {
 
