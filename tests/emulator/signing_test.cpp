@@ -113,7 +113,7 @@ TEST_CASE("the GA api-version 2024-06-15: :sign, an Azure Core operation, Azure 
 }
 
 TEST_CASE(
-    "the emulator's --api-versions serves only the versions named; the others are refused as "
+    "the emulator's --api-versions serves only the versions named, the others are refused as "
     "configured") {
   Bytes digest = hash(DigestAlg::sha256, as_bytes("versions"));
   for (int status : {400, 401, 404}) {

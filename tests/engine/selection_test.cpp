@@ -74,7 +74,7 @@ TEST_CASE("filter entries: an extension with or without its dot, a whole name, a
   CHECK(matches_filter("anything", "*"));
 }
 
-TEST_CASE("depth: the folder alone without recurse; recurse descends `depth` levels",
+TEST_CASE("depth: the folder alone without recurse, and recurse descends `depth` levels",
           "[select][folder]") {
   TempDir d("select");
   put(d, "top.exe", "pe64.exe");
@@ -122,7 +122,7 @@ TEST_CASE("a file named twice, by a relative and an absolute name, is selected o
 }
 
 #ifndef _WIN32
-TEST_CASE("a link to a folder is not followed; a dangling link named in files is refused",
+TEST_CASE("a link to a folder is not followed, and a dangling link named in files is refused",
           "[select][links]") {
   TempDir d("select");
   put(d, "bin/app.exe", "pe64.exe");

@@ -51,7 +51,7 @@ std::vector<std::string> contents(const std::vector<fs::path>& files) {
 
 }  // namespace
 
-TEST_CASE("cloud path: every file signed once, time-stamped and verified; outputs and summary",
+TEST_CASE("cloud path: every file signed once, time-stamped and verified, with outputs and summary",
           "[integration][cloud]") {
   TempDir d;
   Emulator emu(emulator_state(d));

@@ -23,7 +23,7 @@ extern char** environ;
 
 using namespace it;
 
-TEST_CASE("sign every fixture PE with a local key; osslsigncode and tsign verify agree",
+TEST_CASE("sign every fixture PE with a local key: osslsigncode and tsign verify agree",
           "[integration][local]") {
   for (std::string digest : {"SHA256", "SHA384", "SHA512"}) {
     TempDir d;
@@ -51,7 +51,7 @@ TEST_CASE("sign every fixture PE with a local key; osslsigncode and tsign verify
   }
 }
 
-TEST_CASE("append-signature nests a second signature; replace keeps one", "[integration][local]") {
+TEST_CASE("append-signature nests a second signature, replace keeps one", "[integration][local]") {
   TempDir d;
   auto f = d.copy("pe64-signed-leaf.exe", "a.exe");
   auto g = d.copy("pe64-signed-leaf.exe", "b.exe");

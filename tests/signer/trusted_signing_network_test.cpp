@@ -201,7 +201,7 @@ TEST_CASE("Failed is a FileError with the status and the service's errorDetail",
   CHECK(m.find("InternalError: the HSM said no") != std::string::npos);
 }
 
-TEST_CASE("a poll answer cut short is polled again; always malformed is a FileError",
+TEST_CASE("a poll answer cut short is polled again, always malformed is a FileError",
           "[signer][network]") {
   // The signature is paid for once the sign request is accepted: the next poll returns it.
   FakeService once;

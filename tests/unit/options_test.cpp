@@ -110,7 +110,7 @@ TEST_CASE("integers and choices are range-checked", "[cli]") {
   CHECK_NOTHROW(validate(args({"--file-digest=sha512"})));
 }
 
-TEST_CASE("api-version: the two versions tsign speaks, any case; empty = automatic", "[cli]") {
+TEST_CASE("api-version: the two versions tsign speaks, any case, empty = automatic", "[cli]") {
   CHECK_NOTHROW(validate(args({"--api-version=2024-06-15"})));
   CHECK_NOTHROW(validate(args({"--api-version", "2022-06-15-preview"})));
   CHECK_NOTHROW(validate(args({"--api-version=2022-06-15-PREVIEW"})));
