@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "common/error.hpp"
+#include "platform/env.hpp"
 
 #ifdef _WIN32
 // windows.h first: wincrypt.h and shellapi.h need its types.
@@ -205,7 +206,7 @@ bool remove_file(const fs::path& p) {
 // is re-read and linked through /proc/self/fd), or TSIGN_NO_TMPFILE is set (tests of the named
 // fallback). Every failure falls back to a named temporary, whose error is the one reported.
 int open_unnamed(const fs::path& dir) {
-  if (auto no = getenv("TSIGN_NO_TMPFILE"); no && !no->empty()) return -1;
+  if (auto no = env::get("TSIGN_NO_TMPFILE"); no && !no->empty()) return -1;
   if (::access("/proc/self/fd", X_OK) != 0) return -1;
   const fs::path d = dir.empty() ? fs::path(".") : dir;
   return ::open(d.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -440,7 +441,7 @@ std::vector<std::string> args_utf8(int argc, char** argv) {
 }
 
 void load_trust_roots(X509_STORE* store) {
-  if (auto file = getenv("SSL_CERT_FILE"); file && !file->empty()) {
+  if (auto file = env::get("SSL_CERT_FILE"); file && !file->empty()) {
     if (X509_STORE_load_file(store, file->c_str()) != 1)
       throw InputError("SSL_CERT_FILE=" + *file +
                        ": cannot load CA certificates: " + openssl_error_text());
