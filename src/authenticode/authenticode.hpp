@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "authenticode/sign_result.hpp"
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
 #include "common/ossl.hpp"
 #include "formats/format.hpp"
-#include "signer/signer.hpp"
 
 namespace tsign::authenticode {
 
@@ -38,7 +38,7 @@ class PreparedSignature {
   // Checks `result` (signature verifies over the attributes with the leaf's public key; the
   // leaf has the code-signing EKU; the chain is non-empty) and returns the DER ContentInfo of
   // the complete SignedData. Throws FileError with the reason otherwise.
-  Bytes assemble(const signer::SignResult& result) const;
+  Bytes assemble(const SignResult& result) const;
 
  private:
   DigestAlg alg_ = DigestAlg::sha256;

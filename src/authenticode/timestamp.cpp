@@ -1,11 +1,12 @@
-// RFC 3161 Time-Stamp Protocol client: TimeStampReq (§2.4.1) and the checks of a TimeStampResp
+// RFC 3161 Time-Stamp Protocol messages: TimeStampReq (§2.4.1) and the checks of a TimeStampResp
 // (§2.4.2: PKIStatusInfo, the TSTInfo's nonce and messageImprint) required by §2.4.2 and by
-// protocol.md §4; transport "TSP over HTTP" (§3.4: application/timestamp-query / -reply).
+// protocol.md §4. The transport ("TSP over HTTP", §3.4) is src/tsa/timestamp_client.cpp.
 // Everything ASN.1 goes through OpenSSL's TS_* types.
 #include "authenticode/timestamp.hpp"
 
 #include <algorithm>
 #include <array>
+#include <string>
 #include <utility>
 
 #include <openssl/asn1.h>
@@ -182,37 +183,6 @@ Bytes check_timestamp_response(ByteView reply_der, const TimestampRequest& req,
     fail("has a token that does not decode again once encoded");
   }
   return out;
-}
-
-TimestampClient::TimestampClient(http::Client& client, std::string url, DigestAlg alg)
-    : client_(client), url_(std::move(url)), alg_(alg) {}
-
-boost::asio::awaitable<Bytes> TimestampClient::stamp(ByteView signature_value) {
-  return stamp_owned(Bytes(signature_value.begin(), signature_value.end()));
-}
-
-boost::asio::awaitable<Bytes> TimestampClient::stamp_owned(Bytes signature_value) {
-  const TimestampRequest req = make_timestamp_request(signature_value, alg_);
-  http::Request r;
-  r.method = "POST";
-  r.url = url_;
-  r.headers = {{"Content-Type", "application/timestamp-query"},
-               {"Accept", "application/timestamp-reply"}};
-  r.body = to_string(req.der);
-  // An authority answers in well under a second; a hung one is better retried than waited for
-  // the default minute.
-  r.timeout = std::chrono::seconds(30);
-  // A POST, but asking again changes nothing at the authority and costs nothing.
-  r.idempotent = true;
-  const http::Response resp = co_await client_.send(std::move(r));
-  if (resp.status < 200 || resp.status >= 300)
-    throw FileError("time-stamp authority " + url_ + " answered HTTP " +
-                    std::to_string(resp.status));
-  try {
-    co_return check_timestamp_response(as_bytes(resp.body), req, signature_value, alg_);
-  } catch (const FileError& e) {
-    throw FileError("time-stamp authority " + url_ + ": " + e.what());
-  }
 }
 
 }  // namespace tsign::authenticode

@@ -2,6 +2,9 @@
 // TS_RESP_CTX / TS_RESP_create_response; SHA-256/384/512 imprints, certReq honoured by OpenSSL.
 #include "emulator/tsa.hpp"
 
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/ts.h>
@@ -54,6 +57,38 @@ Bytes timestamp_reply(ByteView query, X509* tsa_cert, EVP_PKEY* tsa_key, std::ui
   unsigned char* p = out.data();
   i2d_TS_RESP(resp.get(), &p);
   return out;
+}
+
+// protocol.md §4.
+Answer TsaService::handle(const StringRequest& req) {
+  namespace http = boost::beast::http;
+  Answer a;
+  a.kind = "tsa";
+  if (req.method() != http::verb::post) {
+    a.res.result(http::status::method_not_allowed);
+    a.res.set(http::field::allow, "POST");
+    return a;
+  }
+  if (every_nth(opts_.tsa_fail_every, ++requests_)) {
+    a.res.result(http::status::service_unavailable);
+    a.res.set(http::field::content_type, "text/plain");
+    a.res.body() = "emulator: time-stamp authority unavailable (injected fault)\n";
+    a.fault = "tsa-fail";
+    return a;
+  }
+  if (req[http::field::content_type] != "application/timestamp-query") {
+    a.res.result(http::status::unsupported_media_type);
+    a.res.set(http::field::content_type, "text/plain");
+    a.res.body() = "Content-Type must be application/timestamp-query\n";
+    return a;
+  }
+  // The time in the high bits keeps serials unique across restarts on one state directory.
+  Bytes reply = timestamp_reply(as_bytes(req.body()), cert_, key_,
+                                ++serial_ + (static_cast<std::uint64_t>(unix_now()) << 20));
+  a.res.result(http::status::ok);
+  a.res.set(http::field::content_type, "application/timestamp-reply");
+  a.res.body() = to_string(reply);
+  return a;
 }
 
 }  // namespace tsign::emulator

@@ -17,9 +17,9 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "authenticode/timestamp.hpp"
 #include "formats/format.hpp"
 #include "platform/platform.hpp"
+#include "tsa/timestamp_client.hpp"
 
 namespace tsign::engine {
 
@@ -442,7 +442,7 @@ class Run {
   asio::thread_pool pool_;
   Clock::time_point start_, deadline_;
   SignerHandle handle_;
-  std::optional<authenticode::TimestampClient> tsa_;
+  std::optional<tsa::TimestampClient> tsa_;
   RunResult result_;
   std::size_t next_ = 0, done_ = 0;
   int active_ = 0;

@@ -18,14 +18,14 @@
 // exactly like a server that accepted the request and died before answering: a POST is then not
 // re-sent, and fails.
 //
-// Threading: see client.hpp. All pool state below is touched only from the io_context's single
+// The URL is taken apart by url.cpp; the pool and its throttling window are pool.cpp.
+//
+// Threading: see client.hpp. All pool state is touched only from the io_context's single
 // thread and never across a co_await while in an inconsistent state, so it needs no lock.
 #include "http/client.hpp"
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
-#include <deque>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -38,12 +38,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "http/pool.hpp"
+#include "http/url.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::http {
@@ -54,84 +54,13 @@ namespace bhttp = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-bool authority_as_written(std::string_view url) {
-  auto parsed = boost::urls::parse_uri(url);
-  if (!parsed) return false;
-  if (!parsed->has_authority()) return true;  // nothing to misread (and no host to reach)
-  // The text after "scheme://" up to the first '/', '?' or '#': the authority as written.
-  std::size_t start = parsed->scheme().size() + 3;
-  if (url.size() < start || url.substr(start - 3, 3) != "://") return false;
-  std::string_view written = url.substr(start);
-  written = written.substr(0, written.find_first_of("/?#"));
-  auto path = parsed->encoded_path();
-  return parsed->encoded_authority() == written && (path.empty() || path.front() == '/');
-}
 
 namespace {
 
-// ---------------------------------------------------------------- URLs
-
-struct Target {
-  bool tls = false;
-  std::string host;         // bare host: for DNS, SNI and the certificate check
-  std::string port;         // always set (defaulted from the scheme)
-  std::string host_header;  // host[:port] as in the URL, for the Host header and messages
-  std::string target;       // origin-form: path[?query]
-  std::string pool_key;     // scheme://host:port
-  std::string display;      // scheme://host[:port]/path, never the query (it may carry tokens)
-  bool host_is_ip = false;
-};
-
+// Header names are compared lower-cased (RFC 9110 §5.1: they are case-insensitive).
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-Target parse_target(const std::string& url) {
-  auto parsed = boost::urls::parse_uri(url);
-  if (!parsed) throw InputError("not a valid absolute URL: '" + url + "'");
-  // Never a host or port other than the ones written (see authority_as_written).
-  if (!authority_as_written(url))
-    throw InputError("'" + url +
-                     "' is not a URL that can be read one way only: its host or port is "
-                     "followed by characters that belong to neither");
-  boost::urls::url_view u = *parsed;
-  Target t;
-  if (u.scheme_id() == boost::urls::scheme::https)
-    t.tls = true;
-  else if (u.scheme_id() != boost::urls::scheme::http)
-    throw InputError("'" + url + "' is not an http:// or https:// URL");
-  switch (u.host_type()) {
-    case boost::urls::host_type::name:
-      t.host = lower(u.host_name());
-      break;
-    case boost::urls::host_type::ipv4:
-      t.host = u.host_ipv4_address().to_string();
-      t.host_is_ip = true;
-      break;
-    case boost::urls::host_type::ipv6:
-      t.host = u.host_ipv6_address().to_string();
-      t.host_is_ip = true;
-      break;
-    default:
-      break;
-  }
-  if (t.host.empty()) throw InputError("'" + url + "' names no host");
-  const bool explicit_port = u.has_port() && !u.port().empty();
-  if (explicit_port && u.port_number() == 0) throw InputError("'" + url + "' has an invalid port");
-  t.port = explicit_port ? std::string(u.port()) : (t.tls ? "443" : "80");
-  t.host_header = std::string(u.encoded_host());
-  if (explicit_port) t.host_header += ":" + t.port;
-  std::string path(u.encoded_path());
-  if (path.empty()) path = "/";
-  t.target = path;
-  if (u.has_query()) t.target += "?" + std::string(u.encoded_query());
-  std::string scheme = t.tls ? "https" : "http";
-  t.pool_key = scheme + "://" + t.host + ":" + t.port;
-  t.display = scheme + "://" + t.host_header + path;
-  return t;
 }
 
 // ---------------------------------------------------------------- failures
@@ -197,124 +126,7 @@ bool is_disconnect(const error_code& ec) {
          ec == ssl::error::stream_truncated;
 }
 
-// ---------------------------------------------------------------- connections and the pool
-
-struct Connection {
-  std::unique_ptr<beast::tcp_stream> plain;  // exactly one of plain / tls is set
-  std::unique_ptr<TlsStream> tls;
-  beast::flat_buffer buffer;  // bytes read past one answer stay here for the next
-  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
-};
-
-struct HostPool;
-
-// A coroutine waiting for a connection of a full pool. Lives in that coroutine's frame.
-struct Waiter {
-  Waiter(const asio::any_io_executor& ex, HostPool& p) : timer(ex), pool(p) {}
-  ~Waiter();
-  Waiter(const Waiter&) = delete;
-  Waiter& operator=(const Waiter&) = delete;
-  asio::steady_timer timer;  // expires at the attempt's limit; cancelled to hand over
-  HostPool& pool;
-  std::unique_ptr<Connection> conn;  // handed-over idle connection, or
-  bool slot = false;                 // the right to open a new one
-  bool queued = false;
-};
-
-struct HostPool {
-  explicit HostPool(std::size_t max_slots = 1)
-      : max(max_slots), window(static_cast<double>(max_slots)) {}
-
-  std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
-  std::size_t open = 0;                           // idle + in use (+ being opened)
-  std::size_t busy = 0;                           // slots held by attempts
-  std::deque<Waiter*> waiters;                    // first come, first served
-
-  // Adaptive concurrency (AIMD, as TCP congestion control, RFC 5681 §3.1): at most limit()
-  // attempts are in flight to this host. A throttling answer halves the window, a success
-  // grows it by one per window's worth of successes, up to `max` (the configured bound). Only a
-  // throttled attempt that started after the last cut cuts again: a burst of 429s for requests
-  // that were all in flight together counts as one signal, not as one per request.
-  std::size_t max;
-  double window;
-  Clock::time_point last_cut{};
-  std::size_t throttled = 0;  // throttling answers seen
-  std::size_t lowest = 0;     // smallest limit reached (0: never cut)
-
-  std::size_t limit() const { return std::max<std::size_t>(1, static_cast<std::size_t>(window)); }
-
-  void on_throttled(Clock::time_point attempt_started) {
-    ++throttled;
-    if (attempt_started < last_cut) return;
-    window = std::max(1.0, std::floor(window / 2));
-    last_cut = Clock::now();
-    lowest = lowest == 0 ? limit() : std::min(lowest, limit());
-  }
-
-  void on_success() {
-    if (window >= static_cast<double>(max)) return;
-    window = std::min(static_cast<double>(max), window + 1.0 / window);
-    admit();
-  }
-
-  // Gives back a slot: with its connection when it can be reused, else empty. A waiter gets the
-  // slot directly (so a coroutine that did not wait cannot overtake it) unless the window has
-  // shrunk below the slots in use.
-  void release(std::unique_ptr<Connection> c) {
-    --busy;
-    if (c)
-      idle.push_back(std::move(c));
-    else
-      --open;
-    admit();
-  }
-
-  // Hands free slots to waiters, oldest first, while the window allows.
-  void admit() {
-    while (!waiters.empty() && busy < limit()) {
-      Waiter* w = waiters.front();
-      waiters.pop_front();
-      w->queued = false;
-      if (!idle.empty()) {
-        w->conn = std::move(idle.back());
-        idle.pop_back();
-      } else {
-        ++open;
-        w->slot = true;
-      }
-      ++busy;
-      w->timer.cancel();
-    }
-  }
-};
-
-Waiter::~Waiter() {
-  if (queued) pool.waiters.erase(std::find(pool.waiters.begin(), pool.waiters.end(), this));
-  // Handed a slot but never resumed (the io_context was destroyed first): give the slot back
-  // without waking anyone, as nothing will run any more.
-  if (conn || slot) {
-    --pool.open;
-    --pool.busy;
-  }
-}
-
-// One slot of a pool, held for the duration of an attempt.
-struct Lease {
-  HostPool* pool = nullptr;  // set once a slot is held
-  std::unique_ptr<Connection> conn;
-  bool reusable = false;
-  Lease() = default;
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  ~Lease() {
-    if (pool) pool->release(reusable ? std::move(conn) : nullptr);
-  }
-  // Gives the slot back unused (an idle connection it came with goes back to the pool).
-  void give_back() {
-    if (pool) pool->release(std::move(conn));
-    pool = nullptr;
-  }
-};
+// ---------------------------------------------------------------- connections
 
 // Whether the server closed an idle pooled connection (or sent something unasked, such as a TLS
 // close_notify): an idle HTTP/1.1 connection has nothing to read. A non-blocking peek, which
@@ -385,23 +197,23 @@ struct Client::Impl {
     return limit;
   }
 
-  [[noreturn]] static void deadline_error(const Target& t) {
+  [[noreturn]] static void deadline_error(const Url& t) {
     throw DeadlineError("the run's deadline passed while waiting for " + t.host_header);
   }
 
   static asio::awaitable<Response> run(std::shared_ptr<Impl> self, Request req);
-  asio::awaitable<Response> attempt(HostPool& pool, const Target& t, const Request& req,
+  asio::awaitable<Response> attempt(HostPool& pool, const Url& t, const Request& req,
                                     Clock::time_point& started);
 
-  HostPool& pool(const Target& t) {
+  HostPool& pool(const Url& t) {
     return pools.try_emplace(t.pool_key, opts.max_connections_per_host).first->second;
   }
   asio::awaitable<void> acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
-                                const Target& t);
-  asio::awaitable<tcp::resolver::results_type> resolve(const Target& t, Clock::time_point limit);
-  asio::awaitable<std::unique_ptr<Connection>> connect(const Target& t, Clock::time_point limit);
+                                const Url& t);
+  asio::awaitable<tcp::resolver::results_type> resolve(const Url& t, Clock::time_point limit);
+  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& t, Clock::time_point limit);
   template <class Stream>
-  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Target& t, const Request& req,
+  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Url& t, const Request& req,
                                      const Authorization& auth, Clock::time_point limit,
                                      bool reused, bool& keep_alive);
 };
@@ -409,7 +221,7 @@ struct Client::Impl {
 asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request req) {
   // `self` keeps the pools alive for as long as this coroutine frame exists, even if the
   // Client is destroyed before the io_context.
-  const Target t = parse_target(req.url);
+  const Url t = parse_url(req.url);
   HostPool& pool = self->pool(t);
   const auto& policy = self->opts.retry;
   // Two budgets: failures (5xx, resets, timeouts) and throttling answers (429). A throttled
@@ -443,7 +255,7 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
           resend && req.usable && status >= 200 && status < 300 && !req.usable(*answer);
       if (self->opts.adaptive_concurrency) {
         if (throttling_status(status))
-          pool.on_throttled(started);
+          pool.on_throttled(started, Clock::now());
         else if (status < 400 && !unusable)
           pool.on_success();
       }
@@ -477,7 +289,7 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
   }
 }
 
-asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Target& t, const Request& req,
+asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, const Request& req,
                                                 Clock::time_point& started) {
   Lease lease;
   Authorization auth;
@@ -535,37 +347,20 @@ asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Target& t,
 }
 
 asio::awaitable<void> Client::Impl::acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
-                                            const Target& t) {
-  if (pool.waiters.empty() && pool.busy < pool.limit()) {
-    ++pool.busy;
-    if (!pool.idle.empty()) {
-      lease.conn = std::move(pool.idle.back());
-      pool.idle.pop_back();
-    } else {
-      ++pool.open;
-    }
-    lease.pool = &pool;
-    co_return;
-  }
+                                            const Url& t) {
+  if (pool.try_take(lease)) co_return;
   Waiter w(ex, pool);
   w.timer.expires_at(limit);
-  w.queued = true;
-  pool.waiters.push_back(&w);
+  pool.enqueue(w);
   error_code ec;
   co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  // Whatever woke us (hand-over or expiry racing with it), a handed-over slot is ours.
-  if (w.conn || w.slot) {
-    lease.conn = std::move(w.conn);
-    w.slot = false;
-    lease.pool = &pool;
-    co_return;
-  }
+  if (w.claim(lease)) co_return;
   throw AttemptError(true, true,
                      "no connection to " + t.host_header + " became free in time (all " +
                          std::to_string(pool.limit()) + " busy)");
 }
 
-asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Target& t,
+asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Url& t,
                                                                    Clock::time_point limit) {
   // getaddrinfo cannot be interrupted, so the lookup runs detached with its own state and we
   // wait for it only until the attempt's limit; a late answer is then simply dropped.
@@ -597,7 +392,7 @@ asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Target&
   co_return std::move(st->results);
 }
 
-asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Target& t,
+asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
                                                                    Clock::time_point limit) {
   auto endpoints = co_await resolve(t, limit);
   auto c = std::make_unique<Connection>();
@@ -642,7 +437,7 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Target&
 }
 
 template <class Stream>
-asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Target& t,
+asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Url& t,
                                                  const Request& req, const Authorization& auth,
                                                  Clock::time_point limit, bool reused,
                                                  bool& keep_alive) {
@@ -748,10 +543,11 @@ const ClientOptions& Client::options() const {
 ClientStats Client::stats() const {
   ClientStats st;
   for (const auto& [key, pool] : impl_->pools) {
-    st.throttled += pool.throttled;
-    if (pool.lowest != 0 && (st.lowest_limit == 0 || pool.lowest < st.lowest_limit)) {
-      st.lowest_limit = pool.lowest;
-      st.limit_of_host = pool.max;
+    const ThrottleWindow& w = pool.window;
+    st.throttled += w.throttled();
+    if (w.lowest() != 0 && (st.lowest_limit == 0 || w.lowest() < st.lowest_limit)) {
+      st.lowest_limit = w.lowest();
+      st.limit_of_host = w.max();
     }
   }
   return st;

@@ -18,6 +18,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/error.hpp"
+#include "http/url.hpp"  // authority_as_written, for the users of this header
 
 namespace tsign::http {
 
@@ -107,13 +108,6 @@ struct ClientStats {
   std::size_t lowest_limit = 0;   // the smallest window any host was cut to (0: never cut)
   std::size_t limit_of_host = 0;  // that host's configured bound
 };
-
-// True when `url` parses as an absolute URL whose authority (user info, host, port) is exactly
-// the text between its "//" and the next '/', '?' or '#', and whose path starts with '/' (or is
-// empty). Boost.URL 1.81 ends a host at a leading dotted quad and reads the rest as a path, so
-// "https://127.0.0.1.evil.com/" would otherwise mean host 127.0.0.1, port 443, path
-// ".evil.com/" -- neither the host nor the port the user wrote.
-bool authority_as_written(std::string_view url);
 
 // A transport failure after retries (unreachable, TLS, reset, timeout, oversized answer).
 // It is a FileError: the file being worked on fails, the others go on.

@@ -4,20 +4,17 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "authenticode/sign_result.hpp"
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
-#include "common/ossl.hpp"
 
 namespace tsign::signer {
 
-struct SignResult {
-  Bytes signature;  // raw signature value (RSA: modulus-sized; ECDSA: DER Ecdsa-Sig-Value)
-  std::vector<X509Ptr> chain;  // leaf first, then intermediates (the root may be included)
-};
+// The signature value and chain; declared in authenticode/ (the layer below, which assembles it).
+using SignResult = authenticode::SignResult;
 
 class Signer {
  public:

@@ -8,11 +8,12 @@
 #include <map>
 
 #include "auth/auth_internal.hpp"
-#include "auth/test_pki.hpp"
 #include "common/error.hpp"
 #include "http/client.hpp"
 #include "platform/platform.hpp"
+#include "support/coro.hpp"
 #include "support/fast_client.hpp"
+#include "support/pki.hpp"
 #include "support/recording.hpp"
 #include "support/test_server.hpp"
 

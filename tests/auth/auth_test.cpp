@@ -11,10 +11,11 @@
 #include <map>
 
 #include "auth/auth_internal.hpp"
-#include "auth/test_pki.hpp"
 #include "common/digest.hpp"
 #include "common/error.hpp"
 #include "http/client.hpp"
+#include "support/coro.hpp"
+#include "support/pki.hpp"
 #include "support/recording.hpp"
 
 using namespace tsign;

@@ -52,7 +52,7 @@ TEST_CASE("assemble builds the SignedData Authenticode expects", "[authenticode]
     Bytes file_digest = hash(alg, content_bytes(1000));
     auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image, file_digest, opts);
     REQUIRE(prepared.digest_to_sign().size() == digest_size(alg));
-    auto result = run_sign(*s, prepared.digest_to_sign(), alg);
+    auto result = run_coro(s->sign(prepared.digest_to_sign(), alg));
     // The chain given twice: the SignedData must still carry each certificate once.
     result.chain.push_back(clone(result.chain.front()));
     Bytes der = prepared.assemble(result);
@@ -117,14 +117,14 @@ TEST_CASE("assemble refuses a signature that does not verify", "[authenticode]")
   SignOptions opts;
   auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image,
                                              hash(opts.alg, content_bytes(10)), opts);
-  auto result = run_sign(*s, prepared.digest_to_sign(), opts.alg);
+  auto result = run_coro(s->sign(prepared.digest_to_sign(), opts.alg));
   REQUIRE_NOTHROW(prepared.assemble(result));
   result.signature[result.signature.size() / 2] ^= 0x01;
   REQUIRE(contains(thrown_message<FileError>([&] { prepared.assemble(result); }),
                    "does not verify with its certificate"));
 
   // The right signature with someone else's certificate is refused too.
-  auto good = run_sign(*s, prepared.digest_to_sign(), opts.alg);
+  auto good = run_coro(s->sign(prepared.digest_to_sign(), opts.alg));
   good.chain.front() = load_cert(fixture("leaf-ec.pem"));
   REQUIRE_THROWS_AS(prepared.assemble(good), FileError);
 
@@ -138,7 +138,7 @@ TEST_CASE("assemble refuses a leaf without the codeSigning EKU", "[authenticode]
   SignOptions opts;
   auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image,
                                              hash(opts.alg, content_bytes(10)), opts);
-  auto result = run_sign(*s, prepared.digest_to_sign(), opts.alg);
+  auto result = run_coro(s->sign(prepared.digest_to_sign(), opts.alg));
   REQUIRE(contains(thrown_message<FileError>([&] { prepared.assemble(result); }), "codeSigning"));
 }
 

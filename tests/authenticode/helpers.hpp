@@ -1,8 +1,7 @@
-// Shared helpers of the Authenticode tests: running a Signer's coroutine, an in-memory
-// SignableFile, trust stores from the fixtures, and a local RFC 3161 authority (`openssl ts`).
+// Shared helpers of the Authenticode tests: an in-memory SignableFile, trust stores from the
+// fixtures, and a local RFC 3161 authority (`openssl ts`).
 #pragma once
 
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -12,39 +11,24 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include "authenticode/authenticode.hpp"
 #include "common/digest.hpp"
 #include "formats/format.hpp"
 #include "signer/local_key.hpp"
 #include "signer/signer.hpp"
+#include "support/coro.hpp"
 #include "support/fixtures.hpp"
+#include "support/memory_output.hpp"
 
 namespace tsign::test {
-
-// Runs Signer::sign to completion on a private io_context (the io_context returns when the
-// coroutine has finished: no sleeping, no polling).
-inline signer::SignResult run_sign(signer::Signer& s, const Bytes& digest, DigestAlg alg) {
-  boost::asio::io_context io;
-  std::optional<signer::SignResult> out;
-  std::exception_ptr err;
-  boost::asio::co_spawn(io, s.sign(digest, alg), [&](std::exception_ptr e, signer::SignResult r) {
-    err = e;
-    if (!e) out = std::move(r);
-  });
-  io.run();
-  if (err) std::rethrow_exception(err);
-  return std::move(*out);
-}
 
 // The whole signing sequence above the Signer, for a file digest.
 inline Bytes sign_digest(signer::Signer& s, ByteView file_digest,
                          const authenticode::SignOptions& opts) {
   auto prepared =
       authenticode::PreparedSignature::prepare(formats::SpcKind::pe_image, file_digest, opts);
-  auto result = run_sign(s, prepared.digest_to_sign(), opts.alg);
+  auto result = run_coro(s.sign(prepared.digest_to_sign(), opts.alg));
   return prepared.assemble(result);
 }
 
@@ -73,12 +57,6 @@ class MemoryFile : public formats::SignableFile {
 
  private:
   Bytes content_;
-};
-
-class MemoryOutput : public formats::SignedOutput {
- public:
-  void write(ByteView data) override { bytes.insert(bytes.end(), data.begin(), data.end()); }
-  Bytes bytes;
 };
 
 // An X509_STORE holding the PEM certificates of `paths`.

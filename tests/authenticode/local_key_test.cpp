@@ -29,7 +29,7 @@ TEST_CASE("PEM key and chain: signs each digest algorithm", "[signer]") {
   CHECK(contains(s->describe(), "leaf.key"));
   for (auto alg : {DigestAlg::sha256, DigestAlg::sha384, DigestAlg::sha512}) {
     Bytes d = hash(alg, as_bytes("attributes"));
-    auto r = run_sign(*s, d, alg);
+    auto r = run_coro(s->sign(d, alg));
     CHECK(r.signature.size() == 384);  // RSA-3072
     REQUIRE(r.chain.size() == 2);
     CHECK(X509_cmp(r.chain[0].get(), leaf.get()) == 0);
@@ -38,7 +38,7 @@ TEST_CASE("PEM key and chain: signs each digest algorithm", "[signer]") {
     if (alg == DigestAlg::sha256)
       CHECK_FALSE(verifies(leaf.get(), d, DigestAlg::sha384, r.signature));
   }
-  CHECK_THROWS_AS(run_sign(*s, Bytes(20, 1), DigestAlg::sha256), FileError);
+  CHECK_THROWS_AS(run_coro(s->sign(Bytes(20, 1), DigestAlg::sha256)), FileError);
 }
 
 TEST_CASE("the certificate of the key goes first whatever the file order", "[signer]") {
@@ -48,7 +48,7 @@ TEST_CASE("the certificate of the key goes first whatever the file order", "[sig
   pem.insert(pem.end(), leaf_pem.begin(), leaf_pem.end());
   write_all(dir / "chain.pem", pem);
   auto s = signer::make_local_key_signer(fixture("leaf.key"), dir / "chain.pem");
-  auto r = run_sign(*s, hash(DigestAlg::sha256, as_bytes("x")), DigestAlg::sha256);
+  auto r = run_coro(s->sign(hash(DigestAlg::sha256, as_bytes("x")), DigestAlg::sha256));
   REQUIRE(r.chain.size() == 2);
   CHECK(X509_cmp(r.chain[0].get(), load_cert(fixture("leaf.pem")).get()) == 0);
 }
@@ -56,7 +56,7 @@ TEST_CASE("the certificate of the key goes first whatever the file order", "[sig
 TEST_CASE("ECDSA key", "[signer]") {
   auto s = signer::make_local_key_signer(fixture("leaf-ec.key"), fixture("chain-ec.pem"));
   Bytes d = hash(DigestAlg::sha256, as_bytes("attributes"));
-  auto r = run_sign(*s, d, DigestAlg::sha256);
+  auto r = run_coro(s->sign(d, DigestAlg::sha256));
   CHECK(verifies(r.chain[0].get(), d, DigestAlg::sha256, r.signature));
 }
 
@@ -87,7 +87,7 @@ TEST_CASE("unreadable key material is an input error naming the file", "[signer]
 TEST_CASE("PKCS#12 file", "[signer]") {
   auto s = signer::make_pfx_signer(fixture("leaf.p12"), Secret("test-pass"));
   Bytes d = hash(DigestAlg::sha384, as_bytes("attributes"));
-  auto r = run_sign(*s, d, DigestAlg::sha384);
+  auto r = run_coro(s->sign(d, DigestAlg::sha384));
   REQUIRE(r.chain.size() == 2);
   CHECK(X509_cmp(r.chain[0].get(), load_cert(fixture("leaf.pem")).get()) == 0);
   CHECK(verifies(r.chain[0].get(), d, DigestAlg::sha384, r.signature));

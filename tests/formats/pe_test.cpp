@@ -12,12 +12,14 @@
 #include "formats/format.hpp"
 #include "formats/pe.hpp"
 #include "support/fixtures.hpp"
+#include "support/memory_output.hpp"
 
 namespace fs = std::filesystem;
 using tsign::Bytes;
 using tsign::ByteView;
 using tsign::DigestAlg;
 using tsign::test::fixture;
+using tsign::test::MemoryOutput;
 using tsign::test::quote;
 using tsign::test::read_all;
 using tsign::test::run_command;
@@ -37,12 +39,6 @@ class FileOutput final : public tsign::formats::SignedOutput {
 
  private:
   std::ofstream out_;
-};
-
-class MemoryOutput final : public tsign::formats::SignedOutput {
- public:
-  void write(ByteView d) override { bytes.insert(bytes.end(), d.begin(), d.end()); }
-  Bytes bytes;
 };
 
 std::string upper(std::string s) {

@@ -1,9 +1,9 @@
-// Fuzz target for the signing service's signingCertificate (src/signer/trusted_signing.cpp,
-// signer::decode_certificate_chain): base64 once or twice, PKCS#7 certs-only, PEM, or
-// concatenated DER, then ordered leaf first.
+// Fuzz target for the signing service's signingCertificate
+// (src/signer/trusted_signing_protocol.cpp, signer::decode_certificate_chain): base64 once or
+// twice, PKCS#7 certs-only, PEM, or concatenated DER, then ordered leaf first.
 #include "common/error.hpp"
 #include "fuzz_targets.hpp"
-#include "signer/trusted_signing.hpp"
+#include "signer/trusted_signing_protocol.hpp"
 
 namespace tsign::fuzz {
 

@@ -9,16 +9,13 @@
 #include "common/ossl.hpp"
 #include "formats/pe.hpp"
 #include "fuzz_targets.hpp"
+#include "support/memory_output.hpp"
 
 namespace tsign::fuzz {
 
 namespace {
 
-class MemoryOutput final : public formats::SignedOutput {
- public:
-  void write(ByteView data) override { bytes.insert(bytes.end(), data.begin(), data.end()); }
-  Bytes bytes;
-};
+using test::MemoryOutput;
 
 // A small but well-formed PKCS#7 SignedData, so the written image must parse again.
 Bytes minimal_pkcs7() {

@@ -1,8 +1,9 @@
-// Fuzz target for the signing service's sign / poll answers (src/signer/trusted_signing.cpp,
-// signer::parse_sign_status), whatever API version's shape they have.
+// Fuzz target for the signing service's sign / poll answers
+// (src/signer/trusted_signing_protocol.cpp, signer::parse_sign_status), whatever API version's
+// shape they have.
 #include "common/error.hpp"
 #include "fuzz_targets.hpp"
-#include "signer/trusted_signing.hpp"
+#include "signer/trusted_signing_protocol.hpp"
 
 namespace tsign::fuzz {
 

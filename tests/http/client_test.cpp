@@ -66,7 +66,7 @@ std::vector<std::future<http::Response>> post_many(asio::io_context& ioc, Client
 template <class E>
 std::string error_of(asio::io_context& ioc, Client& c, http::Request r) {
   try {
-    run_sync(ioc, c.send(std::move(r)));
+    run_coro(ioc, c.send(std::move(r)));
   } catch (const E& e) {
     return e.what();
   }
@@ -82,7 +82,7 @@ TEST_CASE("GET and POST over plain HTTP", "[http][client]") {
   asio::io_context ioc;
   Client client(ioc.get_executor(), fast_options());
 
-  auto res = run_sync(ioc, client.send(get(server.url("/echo?x=1"))));
+  auto res = run_coro(ioc, client.send(get(server.url("/echo?x=1"))));
   CHECK(res.status == 200);
   CHECK(res.body == "GET:");
   CHECK(res.header("content-type") == "text/plain; charset=utf-8");
@@ -92,7 +92,7 @@ TEST_CASE("GET and POST over plain HTTP", "[http][client]") {
   post.url = server.url("/echo");
   post.headers = {{"Content-Type", "application/json"}, {"x-correlation-id", "abc"}};
   post.body = R"({"a":1})";
-  res = run_sync(ioc, client.send(post));
+  res = run_coro(ioc, client.send(post));
   CHECK(res.body == R"(POST:{"a":1})");
 
   auto seen = server.requests();
@@ -115,8 +115,8 @@ TEST_CASE("HTTPS with the server's CA trusted, by IP address and by name", "[htt
   server.on("/", [](const Request&) { return Reply::text(200, "secure"); });
   asio::io_context ioc;
   Client client(ioc.get_executor(), trusting(server));
-  CHECK(run_sync(ioc, client.send(get(server.url("/")))).body == "secure");
-  CHECK(run_sync(ioc, client.send(get(server.url("/", "localhost")))).body == "secure");
+  CHECK(run_coro(ioc, client.send(get(server.url("/")))).body == "secure");
+  CHECK(run_coro(ioc, client.send(get(server.url("/", "localhost")))).body == "secure");
 }
 
 TEST_CASE("keep-alive: sequential requests share one connection", "[http][client]") {
@@ -126,7 +126,7 @@ TEST_CASE("keep-alive: sequential requests share one connection", "[http][client
     asio::io_context ioc;
     Client client(ioc.get_executor(), trusting(server));
     for (int i = 0; i < 5; ++i)
-      CHECK(run_sync(ioc, client.send(get(server.url("/k")))).status == 200);
+      CHECK(run_coro(ioc, client.send(get(server.url("/k")))).status == 200);
     CHECK(server.requests().size() == 5);
     CHECK(server.connections() == 1);
   }
@@ -142,7 +142,7 @@ TEST_CASE("a server that asks to close gets a new connection next time", "[http]
   asio::io_context ioc;
   Client client(ioc.get_executor(), fast_options());
   for (int i = 0; i < 3; ++i)
-    CHECK(run_sync(ioc, client.send(get(server.url("/c")))).body == "bye");
+    CHECK(run_coro(ioc, client.send(get(server.url("/c")))).body == "bye");
   CHECK(server.connections() == 3);
 }
 
@@ -250,7 +250,7 @@ TEST_CASE("throttling answers have their own, larger retry budget", "[http][clie
   auto opts = fast_options();  // 3 attempts while failing
   opts.retry.max_throttled_attempts = 7;
   Client client(ioc.get_executor(), opts);
-  auto res = run_sync(ioc, client.send(get(server.url("/busy"))));
+  auto res = run_coro(ioc, client.send(get(server.url("/busy"))));
   CHECK(res.status == 429);
   CHECK(server.requests().size() == 7);
 }
@@ -289,7 +289,7 @@ TEST_CASE("429 with Retry-After is retried once, after the time asked", "[http][
   Client client(ioc.get_executor(), opts);
 
   auto t0 = std::chrono::steady_clock::now();
-  auto res = run_sync(ioc, client.send(get(server.url("/t?secret=s3cr3t"))));
+  auto res = run_coro(ioc, client.send(get(server.url("/t?secret=s3cr3t"))));
   CHECK(res.status == 200);
   CHECK(res.body == "done");
   CHECK(elapsed_since(t0) >= 950ms);
@@ -307,7 +307,7 @@ TEST_CASE("503 every time: gives up after max_attempts and returns the 503",
   auto opts = fast_options();
   opts.retry.max_attempts = 4;
   Client client(ioc.get_executor(), opts);
-  auto res = run_sync(ioc, client.send(get(server.url("/busy"))));
+  auto res = run_coro(ioc, client.send(get(server.url("/busy"))));
   CHECK(res.status == 503);
   CHECK(res.body == "busy");
   CHECK(server.requests().size() == 4);
@@ -318,7 +318,7 @@ TEST_CASE("503 every time: gives up after max_attempts and returns the 503",
   server.on("/paced", [](const Request&) {
     return Reply{.status = 503, .headers = {{"Retry-After", "0"}}, .body = "busy"};
   });
-  CHECK(run_sync(ioc, paced_client.send(get(server.url("/paced")))).status == 503);
+  CHECK(run_coro(ioc, paced_client.send(get(server.url("/paced")))).status == 503);
   CHECK(server.requests("/paced").size() == 7);
 }
 
@@ -328,12 +328,12 @@ TEST_CASE("non-retryable statuses come back at once", "[http][client][retry]") {
   server.on("/busy", [](const Request&) { return Reply::text(503, "busy"); });
   asio::io_context ioc;
   Client client(ioc.get_executor(), fast_options());
-  CHECK(run_sync(ioc, client.send(get(server.url("/nf")))).status == 404);
+  CHECK(run_coro(ioc, client.send(get(server.url("/nf")))).status == 404);
   CHECK(server.requests("/nf").size() == 1);
 
   auto once = get(server.url("/busy"));
   once.retry = false;
-  CHECK(run_sync(ioc, client.send(once)).status == 503);
+  CHECK(run_coro(ioc, client.send(once)).status == 503);
   CHECK(server.requests("/busy").size() == 1);
 }
 
@@ -344,7 +344,7 @@ TEST_CASE("a dropped connection is retried", "[http][client][retry]") {
   server.enqueue("/d", Reply::text(200, "third time"));
   asio::io_context ioc;
   Client client(ioc.get_executor(), fast_options());
-  auto res = run_sync(ioc, client.send(get(server.url("/d"))));
+  auto res = run_coro(ioc, client.send(get(server.url("/d"))));
   CHECK(res.body == "third time");
   CHECK(server.requests().size() == 3);
 }
@@ -384,8 +384,8 @@ TEST_CASE("a stale pooled connection is replaced without spending an attempt", "
   auto opts = fast_options();
   opts.retry.max_attempts = 1;  // no retries at all: only the stale-connection replacement
   Client client(ioc.get_executor(), opts);
-  CHECK(run_sync(ioc, client.send(get(server.url("/s")))).body == "first");
-  CHECK(run_sync(ioc, client.send(get(server.url("/s")))).body == "second");
+  CHECK(run_coro(ioc, client.send(get(server.url("/s")))).body == "first");
+  CHECK(run_coro(ioc, client.send(get(server.url("/s")))).body == "second");
   CHECK(server.connections() == 2);
 
   // A fresh connection that drops is a real failure, not replaced.
@@ -458,7 +458,7 @@ TEST_CASE("an answer over max_response_bytes is refused", "[http][client]") {
   opts.max_response_bytes = 256 * 1024;
   Client client(ioc.get_executor(), opts);
   const std::string host = "127.0.0.1:" + std::to_string(server.port());
-  CHECK(run_sync(ioc, client.send(get(server.url("/fits")))).body.size() == 256 * 1024);
+  CHECK(run_coro(ioc, client.send(get(server.url("/fits")))).body.size() == 256 * 1024);
   CHECK(error_of<http::TransportError>(ioc, client, get(server.url("/big"))) ==
         host + " answered more than 256 KiB");
   auto t0 = std::chrono::steady_clock::now();
@@ -479,7 +479,7 @@ TEST_CASE("a slow answer times out and is retried", "[http][client][retry]") {
   auto r = get(server.url("/slow"));
   r.timeout = 200ms;
   auto t0 = std::chrono::steady_clock::now();
-  CHECK(run_sync(ioc, client.send(r)).body == "prompt");
+  CHECK(run_coro(ioc, client.send(r)).body == "prompt");
   CHECK(elapsed_since(t0) < 2s);
   CHECK(server.requests().size() == 2);
 }
@@ -528,9 +528,9 @@ TEST_CASE("the run's deadline", "[http][client][deadline]") {
 TEST_CASE("bad URLs are input errors", "[http][client]") {
   asio::io_context ioc;
   Client client(ioc.get_executor(), fast_options());
-  CHECK_THROWS_AS(run_sync(ioc, client.send(get("ftp://example.com/"))), InputError);
-  CHECK_THROWS_AS(run_sync(ioc, client.send(get("not a url"))), InputError);
-  CHECK_THROWS_AS(run_sync(ioc, client.send(get("/relative/path"))), InputError);
+  CHECK_THROWS_AS(run_coro(ioc, client.send(get("ftp://example.com/"))), InputError);
+  CHECK_THROWS_AS(run_coro(ioc, client.send(get("not a url"))), InputError);
+  CHECK_THROWS_AS(run_coro(ioc, client.send(get("/relative/path"))), InputError);
 }
 
 TEST_CASE("a URL goes only to the host and port written, or nowhere", "[http][client]") {
@@ -580,7 +580,7 @@ TEST_CASE("authorize is asked before every attempt and its headers go with that 
     a.headers = {{"Authorization", "Bearer token-" + std::to_string(++asked)}};
     co_return a;
   };
-  CHECK(run_sync(ioc, client.send(r)).body == "done");
+  CHECK(run_coro(ioc, client.send(r)).body == "done");
   auto seen = server.requests("/a");
   REQUIRE(seen.size() == 4);
   for (std::size_t i = 0; i < seen.size(); ++i)
@@ -663,14 +663,14 @@ TEST_CASE("a POST is not sent again once the server may have acted on it",
     for (unsigned status : {500u, 502u, 504u}) {
       std::string path = "/s" + std::to_string(status);
       server.on(path, [status](const Request&) { return Reply::text(status, "no"); });
-      CHECK(run_sync(ioc, client.send(post(path))).status == status);
+      CHECK(run_coro(ioc, client.send(post(path))).status == status);
       CHECK(server.requests(path).size() == 1);
     }
     for (unsigned status : {408u, 429u, 503u}) {
       std::string path = "/r" + std::to_string(status);
       server.enqueue(path, {.status = status, .headers = {{"Retry-After", "0"}}});
       server.enqueue(path, Reply::text(200, "taken"));
-      CHECK(run_sync(ioc, client.send(post(path))).body == "taken");
+      CHECK(run_coro(ioc, client.send(post(path))).body == "taken");
       CHECK(server.requests(path).size() == 2);
     }
   }
@@ -678,7 +678,7 @@ TEST_CASE("a POST is not sent again once the server may have acted on it",
     server.enqueue("/k", Reply::text(200, "first"));
     server.enqueue("/k", Reply::failure(Fault::drop));
     server.enqueue("/k", Reply::text(200, "second"));
-    CHECK(run_sync(ioc, client.send(post("/k"))).body == "first");
+    CHECK(run_coro(ioc, client.send(post("/k"))).body == "first");
     CHECK_THAT(error_of<http::TransportError>(ioc, client, post("/k")),
                Catch::Contains("not sent again"));
     CHECK(server.requests("/k").size() == 2);
@@ -688,7 +688,7 @@ TEST_CASE("a POST is not sent again once the server may have acted on it",
     server.enqueue("/i", Reply::text(200, "again"));
     auto r = post("/i");
     r.idempotent = true;
-    CHECK(run_sync(ioc, client.send(r)).body == "again");
+    CHECK(run_coro(ioc, client.send(r)).body == "again");
     CHECK(server.requests("/i").size() == 2);
   }
 }
@@ -727,13 +727,13 @@ TEST_CASE("a pooled connection the server closed while idle is not used for a PO
   r.method = "POST";
   r.url = "http://127.0.0.1:" + std::to_string(port) + "/sign";
   r.body = "{}";
-  CHECK(run_sync(ioc, client.send(r)).body == "ok");
+  CHECK(run_coro(ioc, client.send(r)).body == "ok");
   first_closed.get_future().wait();
   // Without the check before use, this POST would be written to the closed connection and then
   // not be sent again (it might have been acted on): a failure for nothing.
   std::string second;
   try {
-    second = run_sync(ioc, client.send(r)).body;
+    second = run_coro(ioc, client.send(r)).body;
   } catch (const std::exception& e) {
     second = e.what();
     // The server still waits for a second connection: give it one that says nothing.
@@ -756,14 +756,14 @@ TEST_CASE("an unusable 2xx answer to an idempotent request is asked for again",
   auto complete = [](const http::Response& res) { return res.body.ends_with("}"); };
   auto r = get(server.url("/poll"));
   r.usable = complete;
-  CHECK(run_sync(ioc, client.send(r)).body == R"({"status":"Succeeded"})");
+  CHECK(run_coro(ioc, client.send(r)).body == R"({"status":"Succeeded"})");
   CHECK(server.requests("/poll").size() == 2);
 
   // Within the failure budget: the last one comes back for the caller to report.
   server.on("/bad", [](const Request&) { return Reply::json(200, "{"); });
   auto bad = get(server.url("/bad"));
   bad.usable = complete;
-  CHECK(run_sync(ioc, client.send(bad)).body == "{");
+  CHECK(run_coro(ioc, client.send(bad)).body == "{");
   CHECK(server.requests("/bad").size() == 3);
 
   // A POST's answer is never a reason to send it again.
@@ -772,6 +772,6 @@ TEST_CASE("an unusable 2xx answer to an idempotent request is asked for again",
   post.method = "POST";
   post.url = server.url("/post");
   post.usable = complete;
-  CHECK(run_sync(ioc, client.send(post)).body == "{");
+  CHECK(run_coro(ioc, client.send(post)).body == "{");
   CHECK(server.requests("/post").size() == 1);
 }

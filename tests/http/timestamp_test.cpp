@@ -12,12 +12,14 @@
 #include "common/error.hpp"
 #include "helpers.hpp"
 #include "support/test_server.hpp"
+#include "tsa/timestamp_client.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace tsign;
 using namespace tsign::test;
 using namespace tsign::authenticode;
+using tsign::tsa::TimestampClient;
 
 namespace {
 
@@ -225,7 +227,7 @@ TEST_CASE("TimestampClient over HTTP", "[timestamp][http]") {
 
   SECTION("a token for the signature") {
     TimestampClient tc(client, server.url("/ts"), DigestAlg::sha384);
-    Bytes token = run_sync(ioc, tc.stamp(kSignature));
+    Bytes token = run_coro(ioc, tc.stamp(kSignature));
     auto seen = server.requests("/ts");
     REQUIRE(seen.size() == 1);
     CHECK(seen[0].method == "POST");
@@ -238,14 +240,14 @@ TEST_CASE("TimestampClient over HTTP", "[timestamp][http]") {
   }
   SECTION("an authority that stays unavailable") {
     TimestampClient tc(client, server.url("/down"), DigestAlg::sha256);
-    auto msg = file_error([&] { run_sync(ioc, tc.stamp(kSignature)); });
+    auto msg = file_error([&] { run_coro(ioc, tc.stamp(kSignature)); });
     CHECK(msg == "time-stamp authority " + server.url("/down") + " answered HTTP 503");
     CHECK(server.requests("/down").size() == 2);  // retried per the client's policy
   }
   SECTION("an authority answering garbage") {
     server.on("/ts", [](const Request&) { return Reply::text(200, "hello"); });
     TimestampClient tc(client, server.url("/ts"), DigestAlg::sha256);
-    auto msg = file_error([&] { run_sync(ioc, tc.stamp(kSignature)); });
+    auto msg = file_error([&] { run_coro(ioc, tc.stamp(kSignature)); });
     CHECK_THAT(msg, Catch::StartsWith("time-stamp authority " + server.url("/ts") + ": "));
     CHECK_THAT(msg, Catch::Contains("not an RFC 3161 TimeStampResp"));
   }

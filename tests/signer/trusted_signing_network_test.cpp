@@ -11,11 +11,12 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
-#include "auth/test_pki.hpp"
 #include "common/error.hpp"
 #include "http/client.hpp"
 #include "signer/trusted_signing.hpp"
+#include "support/coro.hpp"
 #include "support/fast_client.hpp"
+#include "support/pki.hpp"
 #include "support/test_server.hpp"
 
 using namespace tsign;

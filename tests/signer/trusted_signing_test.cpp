@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <random>
 
-#include "auth/test_pki.hpp"
 #include "common/error.hpp"
 #include "signer/trusted_signing.hpp"
+#include "support/pki.hpp"
 
 using namespace tsign;
 using namespace tsign::signer;

@@ -1,11 +1,10 @@
 // The scripted loopback server of test_server.hpp: HTTP/1.1 (RFC 9112) on Boost.Beast, TLS via
-// OpenSSL, X.509 v3 certificates (RFC 5280) made in-process with OpenSSL's X509 API.
+// OpenSSL, its certificates made by support/pki.hpp.
 #include "support/test_server.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <fstream>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -21,12 +20,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <openssl/bn.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
-
 #include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "http/url.hpp"
 
 namespace tsign::test {
 
@@ -37,114 +33,13 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-// ------------------------------------------------------------------ certificates
-
 namespace {
 
 [[noreturn]] void ossl_fail(const std::string& what) {
   throw std::runtime_error("test certificate: " + what + ": " + openssl_error_text());
 }
 
-EvpPkeyPtr make_key(KeyType type) {
-  EVP_PKEY* k = type == KeyType::ec_p256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
-  if (!k) ossl_fail("key generation");
-  return EvpPkeyPtr(k);
-}
-
-void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str());
-  if (!ext) ossl_fail("extension " + value);
-  bool ok = X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  if (!ok) ossl_fail("adding extension " + value);
-}
-
-bool is_ip(const std::string& s) {
-  error_code ec;
-  asio::ip::make_address(s, ec);
-  return !ec;
-}
-
-// issuer == nullptr: self-signed CA.
-IssuedCert make_cert(const CertSpec& spec, bool ca, const IssuedCert* issuer) {
-  IssuedCert out;
-  out.key = make_key(spec.key);
-  X509Ptr x(X509_new());
-  if (!x) ossl_fail("X509_new");
-  X509_set_version(x.get(), X509_VERSION_3);
-  // Random positive serial: two servers of one test run must not share one.
-  Bytes serial = random_bytes(16);
-  serial[0] &= 0x7F;
-  OsslPtr<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), static_cast<int>(serial.size()), nullptr));
-  if (!bn || !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(x.get()))) ossl_fail("serial");
-  // Valid from an hour ago: clocks of test machines and containers drift a little.
-  X509_gmtime_adj(X509_getm_notBefore(x.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x.get()), static_cast<long>(spec.lifetime.count()));
-  X509_set_pubkey(x.get(), out.key.get());
-  X509_NAME* name = X509_get_subject_name(x.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1,
-                             -1, 0);
-  X509_set_issuer_name(x.get(), issuer ? X509_get_subject_name(issuer->cert.get()) : name);
-
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, issuer ? issuer->cert.get() : x.get(), x.get(), nullptr, nullptr, 0);
-  add_ext(x.get(), &ctx, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-  add_ext(x.get(), &ctx, NID_key_usage,
-          ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-  add_ext(x.get(), &ctx, NID_subject_key_identifier, "hash");
-  add_ext(x.get(), &ctx, NID_authority_key_identifier, "keyid:always");
-  if (!spec.names.empty()) {
-    std::string san;
-    for (const auto& n : spec.names)
-      san += std::string(san.empty() ? "" : ",") + (is_ip(n) ? "IP:" : "DNS:") + n;
-    add_ext(x.get(), &ctx, NID_subject_alt_name, san);
-  }
-  if (!spec.extended_key_usage.empty())
-    add_ext(x.get(), &ctx, NID_ext_key_usage, spec.extended_key_usage);
-  if (X509_sign(x.get(), issuer ? issuer->key.get() : out.key.get(), EVP_sha256()) <= 0)
-    ossl_fail("signing");
-  out.cert = std::move(x);
-  return out;
-}
-
-std::string bio_text(BIO* b) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(b, &data);
-  return std::string(data, static_cast<std::size_t>(n));
-}
-
 }  // namespace
-
-std::string IssuedCert::cert_pem() const {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(b.get(), cert.get());
-  return bio_text(b.get());
-}
-
-std::string IssuedCert::key_pem() const {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_PrivateKey(b.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-  return bio_text(b.get());
-}
-
-TestCa::TestCa(std::string common_name, KeyType key) {
-  CertSpec spec;
-  spec.common_name = std::move(common_name);
-  spec.key = key;
-  spec.lifetime = std::chrono::hours(24 * 30);
-  root_ = make_cert(spec, true, nullptr);
-}
-
-IssuedCert TestCa::issue(const CertSpec& spec) const {
-  return make_cert(spec, false, &root_);
-}
-
-void TestCa::write_pem(const std::filesystem::path& file) const {
-  std::ofstream f(file, std::ios::binary | std::ios::trunc);
-  f << pem();
-  if (!f) throw std::runtime_error("cannot write " + file.string());
-}
 
 // ------------------------------------------------------------------ replies
 
@@ -248,7 +143,7 @@ struct TestServer::Impl {
       Request req;
       req.method = std::string(m.method_string());
       req.target = std::string(m.target());
-      req.path = req.target.substr(0, req.target.find('?'));
+      req.path = http::split_target(req.target).path;
       for (const auto& f : m) {
         std::string name(f.name_string());
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -363,8 +258,7 @@ TestServer::~TestServer() {
 }
 
 std::string TestServer::url(const std::string& path, const std::string& host) const {
-  return std::string(opts_.tls ? "https://" : "http://") + host + ":" + std::to_string(port_) +
-         (path.empty() || path[0] != '/' ? "/" : "") + path;
+  return http::make_url(opts_.tls, host, port_, path);
 }
 
 void TestServer::on(const std::string& path, Handler handler) {

@@ -27,7 +27,7 @@
 // enqueue()). The destructor stops the server and joins its thread; connections still open are
 // closed. Waiting for something to happen: wait_for_requests(), never a sleep.
 //
-// Links with tsign_common and tsign_platform only (plus Boost and OpenSSL).
+// Links with tsign_common, tsign_platform and tsign_http (plus Boost and OpenSSL).
 #pragma once
 
 #include <chrono>
@@ -46,44 +46,9 @@
 #include <vector>
 
 #include "common/ossl.hpp"
+#include "support/pki.hpp"  // TestCa, IssuedCert: the server's certificates
 
 namespace tsign::test {
-
-// ------------------------------------------------------------------ certificates
-
-enum class KeyType { ec_p256, rsa_2048 };
-
-struct CertSpec {
-  std::string common_name = "tsign test";
-  // subjectAltName entries: IP addresses become iPAddress, anything else dNSName.
-  std::vector<std::string> names;
-  // extendedKeyUsage in OpenSSL config syntax, e.g. "serverAuth", "codeSigning",
-  // "critical,timeStamping" (RFC 3161 requires it critical). Empty: no EKU extension.
-  std::string extended_key_usage;
-  KeyType key = KeyType::ec_p256;
-  std::chrono::seconds lifetime{std::chrono::hours(24 * 7)};
-};
-
-struct IssuedCert {
-  EvpPkeyPtr key;
-  X509Ptr cert;
-  std::string cert_pem() const;
-  std::string key_pem() const;  // unencrypted PKCS#8
-};
-
-// A self-signed root that issues leaf certificates, for servers, TSAs and signers in tests.
-class TestCa {
- public:
-  explicit TestCa(std::string common_name = "tsign test root", KeyType key = KeyType::ec_p256);
-  IssuedCert issue(const CertSpec& spec) const;
-  X509* cert() const { return root_.cert.get(); }
-  EVP_PKEY* key() const { return root_.key.get(); }
-  std::string pem() const { return root_.cert_pem(); }
-  void write_pem(const std::filesystem::path& file) const;
-
- private:
-  IssuedCert root_;
-};
 
 // ------------------------------------------------------------------ requests and replies
 

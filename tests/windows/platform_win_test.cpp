@@ -1,7 +1,8 @@
-// The Windows code paths of src/platform/platform.cpp, run as a Windows executable (under wine on
-// the Linux CI, see scripts/test-windows): UTF-16 paths with non-ASCII and > MAX_PATH names,
-// atomic replacement with MoveFileExW, read-only and locked targets, a killed process leaving
-// no temporary file, the UTF-16 command line and environment, and the CryptoAPI ROOT store.
+// The Windows code paths of src/platform/ (platform.cpp, files.cpp, process.cpp), run as a
+// Windows executable (under wine on the Linux CI, see scripts/test-windows): UTF-16 paths with
+// non-ASCII and > MAX_PATH names, atomic replacement with MoveFileExW, read-only and locked
+// targets, a killed process leaving no temporary file, the UTF-16 command line and environment,
+// and the CryptoAPI ROOT store.
 #include <windows.h>
 
 #include <wincrypt.h>

@@ -1,0 +1,254 @@
+// Authenticode SignedData assembly: SpcIndirectDataContent and the authenticated attributes
+// (prepare), the SignedData around the signer's signature and chain (assemble), the RFC 3161
+// time-stamp attribute 1.3.6.1.4.1.311.3.3.1 and nested signatures 1.3.6.1.4.1.311.2.4.1.
+// Specifications: Microsoft "Windows Authenticode Portable Executable Signature Format"
+// (SpcIndirectDataContent, SpcSpOpusInfo), RFC 2315 (PKCS #7 SignedData, §9); the project's
+// summary is docs/authenticode.md, "The PKCS#7 SignedData" and "Time-stamps and nested
+// signatures". Every structure is encoded by OpenSSL (templates in spc_asn1.cpp, PKCS7_* APIs).
+#include <string_view>
+
+#include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "authenticode/authenticode.hpp"
+#include "authenticode/der.hpp"
+#include "authenticode/spc_asn1.hpp"
+#include "common/error.hpp"
+
+namespace tsign::authenticode {
+
+using namespace der;
+
+namespace {
+
+ASN1_STRING* bmp_string(std::string_view utf8, const char* what) {
+  ASN1_STRING* out = nullptr;
+  if (ASN1_mbstring_copy(&out, reinterpret_cast<const unsigned char*>(utf8.data()),
+                         static_cast<int>(utf8.size()), MBSTRING_UTF8, B_ASN1_BMPSTRING) < 0) {
+    ERR_clear_error();
+    throw InputError(std::string(what) +
+                     " is not valid UTF-8 text within the Basic Multilingual Plane");
+  }
+  return out;
+}
+
+ASN1_STRING* ia5_string(std::string_view text, const char* what) {
+  ASN1_STRING* out = nullptr;
+  if (ASN1_mbstring_copy(&out, reinterpret_cast<const unsigned char*>(text.data()),
+                         static_cast<int>(text.size()), MBSTRING_UTF8, B_ASN1_IA5STRING) < 0) {
+    ERR_clear_error();
+    throw InputError(std::string(what) + " must be ASCII (an IA5String in the signature)");
+  }
+  return out;
+}
+
+// SpcPeImageData { flags = {} , file = SpcLink.file("<<<Obsolete>>>") }, as osslsigncode and
+// signtool write it.
+AsnTypePtr pe_image_data_value() {
+  PeImagePtr pe(asn1::SpcPeImageData_new());
+  SpcStringPtr obsolete(asn1::SpcString_new());
+  if (!pe || !obsolete) throw std::bad_alloc();
+  obsolete->type = asn1::kSpcStringUnicode;
+  obsolete->value.unicode = bmp_string("<<<Obsolete>>>", "the SpcLink file name");
+  SpcLinkPtr link(asn1::SpcLink_new());
+  if (!link) throw std::bad_alloc();
+  link->type = asn1::kSpcLinkFile;
+  link->value.file = obsolete.release();
+  pe->file = link.release();
+  ASN1_TYPE* t = nullptr;
+  if (!ASN1_TYPE_pack_sequence(asn1::SpcPeImageData_it(), pe.get(), &t))
+    throw FileError("cannot encode SpcPeImageData: " + openssl_error_text());
+  return AsnTypePtr(t);
+}
+
+Bytes opus_info_der(const SignOptions& opts) {
+  OpusPtr opus(asn1::SpcSpOpusInfo_new());
+  if (!opus) throw std::bad_alloc();
+  if (!opts.description.empty()) {
+    SpcStringPtr name(asn1::SpcString_new());
+    if (!name) throw std::bad_alloc();
+    name->type = asn1::kSpcStringUnicode;
+    name->value.unicode = bmp_string(opts.description, "description");
+    opus->programName = name.release();
+  }
+  if (!opts.description_url.empty()) {
+    SpcLinkPtr link(asn1::SpcLink_new());
+    if (!link) throw std::bad_alloc();
+    link->type = asn1::kSpcLinkUrl;
+    link->value.url = ia5_string(opts.description_url, "description-url");
+    opus->moreInfo = link.release();
+  }
+  return item_der(opus.get(), asn1::SpcSpOpusInfo_it(), "SpcSpOpusInfo");
+}
+
+void add_attribute(STACK_OF(X509_ATTRIBUTE) * *sk, const ASN1_OBJECT* type, int value_type,
+                   const void* data, int len) {
+  if (!X509at_add1_attr_by_OBJ(sk, type, value_type, static_cast<const unsigned char*>(data), len))
+    throw FileError("cannot add a signed attribute: " + openssl_error_text());
+}
+
+}  // namespace
+
+PreparedSignature PreparedSignature::prepare(formats::SpcKind kind, ByteView file_digest,
+                                             const SignOptions& opts) {
+  PreparedSignature ps;
+  ps.alg_ = opts.alg;
+  const EVP_MD* md = evp_md(opts.alg);
+  if (file_digest.size() != digest_size(opts.alg))
+    throw FileError("the file digest has " + std::to_string(file_digest.size()) +
+                    " bytes, not the size of " + std::string(digest_name(opts.alg)));
+
+  IndirectPtr idc(asn1::SpcIndirectDataContent_new());
+  if (!idc) throw std::bad_alloc();
+  switch (kind) {
+    case formats::SpcKind::pe_image: {
+      ASN1_OBJECT_free(idc->data->type);
+      idc->data->type = oid(asn1::kSpcPeImageData).release();
+      idc->data->value = pe_image_data_value().release();
+      break;
+    }
+  }
+  X509_ALGOR_set0(idc->messageDigest->digestAlgorithm, OBJ_nid2obj(EVP_MD_get_type(md)),
+                  V_ASN1_NULL, nullptr);
+  ASN1_OCTET_STRING_set(idc->messageDigest->digest, file_digest.data(),
+                        static_cast<int>(file_digest.size()));
+  ps.indirect_data_ =
+      item_der(idc.get(), asn1::SpcIndirectDataContent_it(), "SpcIndirectDataContent");
+
+  // The authenticated attributes. No signingTime: the time-stamp is the trusted time, and
+  // signtool and jsign omit it too.
+  STACK_OF(X509_ATTRIBUTE)* raw = nullptr;
+  auto spc_oid = oid(asn1::kSpcIndirectData);
+  add_attribute(&raw, OBJ_nid2obj(NID_pkcs9_contentType), V_ASN1_OBJECT, spc_oid.get(), -1);
+  AttributesPtr attrs(raw);
+  Bytes md_value = hash(opts.alg, content_octets(ps.indirect_data_));
+  add_attribute(&raw, OBJ_nid2obj(NID_pkcs9_messageDigest), V_ASN1_OCTET_STRING, md_value.data(),
+                static_cast<int>(md_value.size()));
+
+  ObjectsPtr purposes(sk_ASN1_OBJECT_new_null());
+  auto individual = oid(asn1::kSpcIndividualSpKeyPurpose);
+  if (!purposes || !sk_ASN1_OBJECT_push(purposes.get(), individual.get())) throw std::bad_alloc();
+  individual.release();  // owned by the stack
+  Bytes statement = item_der(purposes.get(), asn1::SpcStatementType_it(), "SpcStatementType");
+  add_attribute(&raw, oid(asn1::kSpcStatementType).get(), V_ASN1_SEQUENCE, statement.data(),
+                static_cast<int>(statement.size()));
+
+  Bytes opus = opus_info_der(opts);
+  add_attribute(&raw, oid(asn1::kSpcSpOpusInfo).get(), V_ASN1_SEQUENCE, opus.data(),
+                static_cast<int>(opus.size()));
+
+  // Exactly the bytes PKCS7_SIGNER_INFO_sign would hash: the SET OF, DER-sorted, tag 0x31.
+  ps.attrs_ = item_der(attrs.get(), ASN1_ITEM_rptr(PKCS7_ATTR_SIGN), "signed attributes");
+  ps.to_sign_ = hash(opts.alg, ps.attrs_);
+  return ps;
+}
+
+Bytes PreparedSignature::assemble(const SignResult& result) const {
+  if (result.chain.empty() || !result.chain.front())
+    throw FileError("the signer returned no certificate");
+  X509* leaf = result.chain.front().get();
+  EVP_PKEY* key = X509_get0_pubkey(leaf);
+  if (!key || !(EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "EC")))
+    throw FileError("the signing certificate's key is neither RSA nor ECDSA");
+  const EVP_MD* md = evp_md(alg_);
+
+  // Never embed a signature that does not verify: the file would look signed but fail on
+  // every machine (interface.md, "Files are never half-written").
+  if (!verify_raw(key, md, result.signature, attrs_))
+    throw FileError("the signature returned by the signer does not verify with its certificate");
+  // Refuse rather than warn: Windows rejects Authenticode signatures whose leaf lacks the
+  // codeSigning EKU, so such a file would only look signed.
+  if (!has_code_signing_eku(leaf))
+    throw FileError("the signing certificate (" + name_line(X509_get_subject_name(leaf)) +
+                    ") lacks the codeSigning extended key usage (1.3.6.1.5.5.7.3.3)");
+
+  PKCS7Ptr p7(PKCS7_new());
+  if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1) throw std::bad_alloc();
+
+  SignerInfoPtr si(PKCS7_SIGNER_INFO_new());
+  // Sets version 1, issuerAndSerialNumber, digestAlgorithm (NULL parameters) and
+  // digestEncryptionAlgorithm: rsaEncryption for RSA, ecdsa-with-SHAxxx for EC. Only the
+  // public key is needed for that choice.
+  if (!si || PKCS7_SIGNER_INFO_set(si.get(), leaf, key, md) != 1)
+    throw FileError("cannot build the SignerInfo: " + openssl_error_text());
+  {
+    const unsigned char* p = attrs_.data();
+    AttributesPtr attrs(reinterpret_cast<STACK_OF(X509_ATTRIBUTE)*>(ASN1_item_d2i(
+        nullptr, &p, static_cast<long>(attrs_.size()), ASN1_ITEM_rptr(PKCS7_ATTR_SIGN))));
+    if (!attrs || PKCS7_set_signed_attributes(si.get(), attrs.get()) != 1)
+      throw FileError("cannot set the signed attributes: " + openssl_error_text());
+  }
+  if (ASN1_STRING_set(si->enc_digest, result.signature.data(),
+                      static_cast<int>(result.signature.size())) != 1)
+    throw std::bad_alloc();
+  if (PKCS7_add_signer(p7.get(), si.get()) != 1)
+    throw FileError("cannot add the SignerInfo: " + openssl_error_text());
+  si.release();  // owned by p7 now
+
+  for (std::size_t i = 0; i < result.chain.size(); ++i) {
+    X509* c = result.chain[i].get();
+    bool dup = false;
+    for (std::size_t j = 0; j < i && !dup; ++j) dup = X509_cmp(c, result.chain[j].get()) == 0;
+    if (!dup && PKCS7_add_certificate(p7.get(), c) != 1)
+      throw FileError("cannot add a certificate: " + openssl_error_text());
+  }
+
+  // contentInfo { SPC_INDIRECT_DATA, [0] EXPLICIT the SEQUENCE itself (not an OCTET STRING) }.
+  PKCS7Ptr inner(PKCS7_new());
+  AsnStringPtr seq(ASN1_STRING_type_new(V_ASN1_SEQUENCE));
+  AsnTypePtr other(ASN1_TYPE_new());
+  if (!inner || !seq || !other) throw std::bad_alloc();
+  if (ASN1_STRING_set(seq.get(), indirect_data_.data(), static_cast<int>(indirect_data_.size())) !=
+      1)
+    throw std::bad_alloc();
+  ASN1_TYPE_set(other.get(), V_ASN1_SEQUENCE, seq.release());
+  ASN1_OBJECT_free(inner->type);
+  inner->type = oid(asn1::kSpcIndirectData).release();
+  inner->d.other = other.release();
+  if (PKCS7_set_content(p7.get(), inner.get()) != 1)
+    throw FileError("cannot set the signed content: " + openssl_error_text());
+  inner.release();
+
+  return pkcs7_der(p7.get());
+}
+
+Bytes signature_value(ByteView pkcs7_der_in) {
+  auto p7 = parse_pkcs7(pkcs7_der_in, "the signature");
+  auto s = string_bytes(primary_signer(p7.get(), "the signature")->enc_digest);
+  return Bytes(s.begin(), s.end());
+}
+
+Bytes add_timestamp(ByteView pkcs7_der_in, ByteView token_der) {
+  auto p7 = parse_pkcs7(pkcs7_der_in, "the signature");
+  auto token = parse_pkcs7(token_der, "the time-stamp token");
+  PKCS7_SIGNER_INFO* si = primary_signer(p7.get(), "the signature");
+  auto ts_oid = oid(asn1::kSpcRfc3161Timestamp);
+  // A signature carries one time-stamp: a new one replaces any earlier one.
+  for (int i; (i = X509at_get_attr_by_OBJ(si->unauth_attr, ts_oid.get(), -1)) >= 0;)
+    X509_ATTRIBUTE_free(X509at_delete_attr(si->unauth_attr, i));
+  if (!X509at_add1_attr_by_OBJ(&si->unauth_attr, ts_oid.get(), V_ASN1_SEQUENCE, token_der.data(),
+                               static_cast<int>(token_der.size())))
+    throw FileError("cannot add the time-stamp: " + openssl_error_text());
+  return pkcs7_der(p7.get());
+}
+
+Bytes nest(ByteView outer_der, ByteView inner_der) {
+  auto outer = parse_pkcs7(outer_der, "the existing signature");
+  parse_pkcs7(inner_der, "the new signature");
+  PKCS7_SIGNER_INFO* si = primary_signer(outer.get(), "the existing signature");
+  auto nested_oid = oid(asn1::kSpcNestedSignature);
+  // All nested signatures are values of one attribute (what Windows and osslsigncode read).
+  // Note: DER orders the values of a SET OF by their encoding when it is written.
+  if (X509_ATTRIBUTE* attr = find_attribute(si->unauth_attr, nested_oid.get())) {
+    if (X509_ATTRIBUTE_set1_data(attr, V_ASN1_SEQUENCE, inner_der.data(),
+                                 static_cast<int>(inner_der.size())) != 1)
+      throw FileError("cannot add the nested signature: " + openssl_error_text());
+  } else if (!X509at_add1_attr_by_OBJ(&si->unauth_attr, nested_oid.get(), V_ASN1_SEQUENCE,
+                                      inner_der.data(), static_cast<int>(inner_der.size()))) {
+    throw FileError("cannot add the nested signature: " + openssl_error_text());
+  }
+  return pkcs7_der(outer.get());
+}
+}  // namespace tsign::authenticode
