@@ -14,14 +14,26 @@
 #include <utility>
 #include <vector>
 
+#include "auth/credential_table.hpp"
 #include "auth/token_source.hpp"
 #include "common/ossl.hpp"
+#include "platform/env.hpp"
 
 namespace tsign::auth {
 
 using SysClock = std::chrono::system_clock;
-// Looks up an environment variable; platform::getenv in the product, a map in tests.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+// Looks up an environment variable: env::process() in the product, a map in tests.
+using EnvLookup = env::Lookup;
+// A variable of the registry (src/platform/env.hpp) from `lookup`; the name is checked when tsign
+// is compiled.
+inline std::optional<std::string> read_var(const EnvLookup& lookup, env::Var var) {
+  return env::get(lookup, var);
+}
+// Whether it is set and not empty.
+inline bool has_var(const EnvLookup& lookup, env::Var var) {
+  auto v = env::get(lookup, var);
+  return v && !v->empty();
+}
 // The wall clock; injectable so that the cache and the assertions can be tested without waiting.
 using NowFn = std::function<SysClock::time_point()>;
 
@@ -150,6 +162,26 @@ struct RunOutcome {
 using Runner =
     std::function<RunOutcome(const std::vector<std::string>&, std::chrono::milliseconds)>;
 std::unique_ptr<TokenSource> make_azure_cli_source(Runner run, NowFn now);
+
+// ---- One link of the chain per row of credential_table.hpp ----------------------------------
+
+// What every credential's factory may use.
+struct LinkInputs {
+  const ResolvedSettings& settings;
+  const EnvLookup& env;
+  http::Client& client;
+  Log& log;
+  const NowFn& now;
+  const Runner& run;
+};
+// A factory's answer: the source, or null with what is missing when the credential does not
+// apply (the chain says "needs <row.needs>; missing <missing>").
+struct LinkOutcome {
+  std::unique_ptr<TokenSource> source;
+  std::string missing;
+};
+// "A, B" of the names whose flag is false.
+std::string missing_list(const std::vector<std::pair<const char*, bool>>& needs);
 
 // ---- The chain and its cache ------------------------------------------------------------------
 

@@ -109,4 +109,10 @@ std::unique_ptr<TokenSource> make_azure_cli_source(Runner run, NowFn now) {
   return std::make_unique<AzureCliSource>(std::move(run), std::move(now));
 }
 
+// Its row in credential_table.hpp: always applies; whether az is there and logged in is found
+// out when it is tried (Unavailable).
+LinkOutcome azure_cli_credential(const LinkInputs& in) {
+  return {make_azure_cli_source(in.run, in.now), {}};
+}
+
 }  // namespace tsign::auth

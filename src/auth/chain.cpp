@@ -1,6 +1,6 @@
 // The credential chain of docs/interface.md ("Credentials"), modelled on the Azure SDKs'
-// DefaultAzureCredential: links tried in a fixed order, the first that applies wins, and a
-// cache in front that refreshes the token before it expires.
+// DefaultAzureCredential: links tried in a fixed order (the rows of credential_table.hpp), the
+// first that applies wins, and a cache in front that refreshes the token before it expires.
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -16,15 +16,16 @@ namespace asio = boost::asio;
 
 ResolvedSettings resolve_settings(const CredentialSettings& s, const EnvLookup& env) {
   // The settings (action inputs / options) win over the variables.
-  auto pick = [&](const std::string& value, const char* var) {
+  auto pick = [&](const std::string& value, env::Var var) {
     if (!value.empty()) return value;
-    return env(var).value_or(std::string());
+    return read_var(env, var).value_or(std::string());
   };
   ResolvedSettings r;
   r.tenant_id = pick(s.tenant_id, "AZURE_TENANT_ID");
   r.client_id = pick(s.client_id, "AZURE_CLIENT_ID");
-  r.client_secret =
-      s.client_secret.empty() ? Secret(env("AZURE_CLIENT_SECRET").value_or("")) : s.client_secret;
+  r.client_secret = s.client_secret.empty()
+                        ? Secret(read_var(env, "AZURE_CLIENT_SECRET").value_or(""))
+                        : s.client_secret;
   r.client_certificate_path = pick(s.client_certificate_path, "AZURE_CLIENT_CERTIFICATE_PATH");
   r.authority = resolve_authority(s.authority_host, env);
   return r;
@@ -160,6 +161,8 @@ class Chain final : public TokenSource {
   TokenSource* chosen_ = nullptr;
 };
 
+}  // namespace
+
 std::string missing_list(const std::vector<std::pair<const char*, bool>>& needs) {
   std::string out;
   for (const auto& [name, present] : needs) {
@@ -170,8 +173,6 @@ std::string missing_list(const std::vector<std::pair<const char*, bool>>& needs)
   return out;
 }
 
-}  // namespace
-
 std::unique_ptr<TokenSource> make_token_cache(std::unique_ptr<TokenSource> inner, Log& log,
                                               NowFn now) {
   return std::make_unique<TokenCache>(std::move(inner), log, std::move(now));
@@ -181,86 +182,18 @@ std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& set
                                                    http::Client& client, Log& log,
                                                    const EnvLookup& env, NowFn now, Runner run) {
   ResolvedSettings s = resolve_settings(settings, env);
-  auto has = [&](const char* var) {
-    auto v = env(var);
-    return v && !v->empty();
-  };
-  const bool ids = !s.tenant_id.empty() && !s.client_id.empty();
+  const LinkInputs in{s, env, client, log, now, run};
   std::vector<Link> links;
-
-  // 1. Client secret or certificate.
-  {
-    Link l{"environment (client secret or certificate)", nullptr, {}};
-    if (settings.exclude_environment) {
-      l.why_not = "excluded by exclude-environment-credential";
-    } else if (ids && !s.client_secret.empty()) {
-      l.source = make_client_secret_source(s, client, log, now);
-    } else if (ids && !s.client_certificate_path.empty()) {
-      l.source = make_client_certificate_source(s, client, log, now);
+  // One link per row of credential_table.hpp, in its order.
+  for (const auto& row : kCredentials) {
+    Link l{std::string(row.name), nullptr, {}};
+    if (settings.*row.excluded) {
+      l.why_not = "excluded by " + std::string(row.exclude);
     } else {
-      l.why_not =
-          "needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or "
-          "AZURE_CLIENT_CERTIFICATE_PATH (or the azure-* inputs); missing " +
-          missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
-                        {"AZURE_CLIENT_ID", !s.client_id.empty()},
-                        {"AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
-                         !s.client_secret.empty() || !s.client_certificate_path.empty()}});
+      LinkOutcome o = row.make(in);
+      l.source = std::move(o.source);
+      if (!l.source) l.why_not = "needs " + std::string(row.needs) + "; missing " + o.missing;
     }
-    links.push_back(std::move(l));
-  }
-
-  // 2. Workload identity: a federated token file, or GitHub's OIDC provider.
-  {
-    Link l{"workload identity", nullptr, {}};
-    const bool file = has("AZURE_FEDERATED_TOKEN_FILE");
-    const bool github =
-        has("ACTIONS_ID_TOKEN_REQUEST_URL") && has("ACTIONS_ID_TOKEN_REQUEST_TOKEN");
-    if (settings.exclude_workload_identity) {
-      l.why_not = "excluded by exclude-workload-identity-credential";
-    } else if (ids && file) {
-      l.source =
-          make_federated_file_source(s, *env("AZURE_FEDERATED_TOKEN_FILE"), client, log, now);
-    } else if (ids && github) {
-      l.source =
-          make_github_oidc_source(s, *env("ACTIONS_ID_TOKEN_REQUEST_URL"),
-                                  Secret(*env("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), client, log, now);
-    } else {
-      l.why_not =
-          "needs AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_FEDERATED_TOKEN_FILE, or with "
-          "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN (a GitHub job with "
-          "`permissions: id-token: write`); missing " +
-          missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
-                        {"AZURE_CLIENT_ID", !s.client_id.empty()},
-                        {"AZURE_FEDERATED_TOKEN_FILE or ACTIONS_ID_TOKEN_REQUEST_URL + "
-                         "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                         file || github}});
-    }
-    links.push_back(std::move(l));
-  }
-
-  // 3. Managed identity. IMDS is always probed when the chain gets this far (a self-hosted
-  // runner on an Azure VM has no variable saying so); the probe is one request with a 1.5 s
-  // timeout and no retry, so a runner elsewhere loses at most that, once.
-  {
-    Link l{"managed identity", nullptr, {}};
-    if (settings.exclude_managed_identity) {
-      l.why_not = "excluded by exclude-managed-identity-credential";
-    } else if (has("IDENTITY_ENDPOINT") && has("IDENTITY_HEADER")) {
-      l.source = make_app_service_identity_source(
-          *env("IDENTITY_ENDPOINT"), Secret(*env("IDENTITY_HEADER")), s.client_id, client, now);
-    } else {
-      l.source = make_imds_source("http://169.254.169.254", s.client_id, client, now);
-    }
-    links.push_back(std::move(l));
-  }
-
-  // 4. Azure CLI (covers a preceding azure/login step).
-  {
-    Link l{"Azure CLI", nullptr, {}};
-    if (settings.exclude_azure_cli)
-      l.why_not = "excluded by exclude-azure-cli-credential";
-    else
-      l.source = make_azure_cli_source(std::move(run), now);
     links.push_back(std::move(l));
   }
 
@@ -281,8 +214,7 @@ std::unique_ptr<TokenSource> make_credential_chain(const CredentialSettings& set
     return RunOutcome{r.exit_code, std::move(r.out), std::move(r.err), r.timed_out, r.not_found};
   };
   return make_credential_chain(
-      settings, client, log, [](const std::string& n) { return platform::getenv(n); },
-      [] { return SysClock::now(); }, std::move(run));
+      settings, client, log, env::process(), [] { return SysClock::now(); }, std::move(run));
 }
 
 }  // namespace tsign::auth

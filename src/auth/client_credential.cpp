@@ -177,4 +177,19 @@ std::unique_ptr<TokenSource> make_client_certificate_source(const ResolvedSettin
   return std::make_unique<ClientCertificateSource>(s, client, std::move(now));
 }
 
+// Its row in credential_table.hpp: a client secret, else a certificate, with both IDs.
+LinkOutcome environment_credential(const LinkInputs& in) {
+  const ResolvedSettings& s = in.settings;
+  const bool ids = !s.tenant_id.empty() && !s.client_id.empty();
+  if (ids && !s.client_secret.empty())
+    return {make_client_secret_source(s, in.client, in.log, in.now), {}};
+  if (ids && !s.client_certificate_path.empty())
+    return {make_client_certificate_source(s, in.client, in.log, in.now), {}};
+  return {nullptr,
+          missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
+                        {"AZURE_CLIENT_ID", !s.client_id.empty()},
+                        {"AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
+                         !s.client_secret.empty() || !s.client_certificate_path.empty()}})};
+}
+
 }  // namespace tsign::auth

@@ -82,7 +82,7 @@ std::string host_of(const std::string& url) {
 std::string resolve_authority(const std::string& configured, const EnvLookup& env) {
   std::string authority = configured;
   if (authority.empty() || authority == kDefaultAuthority) {
-    if (auto e = env("AZURE_AUTHORITY_HOST"); e && !e->empty()) authority = *e;
+    if (auto e = read_var(env, "AZURE_AUTHORITY_HOST"); e && !e->empty()) authority = *e;
   }
   if (authority.empty()) authority = kDefaultAuthority;
   // Credentials are posted there: never over plain HTTP, never to a URL with user info.

@@ -157,4 +157,16 @@ std::unique_ptr<TokenSource> make_imds_source(std::string base_url, std::string 
                                       std::move(now));
 }
 
+// Its row in credential_table.hpp. IMDS is always probed when the chain gets this far (a
+// self-hosted runner on an Azure VM has no variable saying so); the probe is one request with a
+// 1.5 s timeout and no retry, so a runner elsewhere loses at most that, once.
+LinkOutcome managed_identity_credential(const LinkInputs& in) {
+  if (has_var(in.env, "IDENTITY_ENDPOINT") && has_var(in.env, "IDENTITY_HEADER"))
+    return {make_app_service_identity_source(*read_var(in.env, "IDENTITY_ENDPOINT"),
+                                             Secret(*read_var(in.env, "IDENTITY_HEADER")),
+                                             in.settings.client_id, in.client, in.now),
+            {}};
+  return {make_imds_source("http://169.254.169.254", in.settings.client_id, in.client, in.now), {}};
+}
+
 }  // namespace tsign::auth

@@ -7,6 +7,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "auth/credential_settings.hpp"
 #include "common/log.hpp"
 #include "common/secret.hpp"
 #include "http/client.hpp"
@@ -36,16 +37,6 @@ class TokenSource {
 // Whether the token has expired at `now`: its expires_on, or the `exp` claim of a JWT access
 // token (RFC 7519 §4.1.4) when that is earlier.
 bool expired(const AccessToken& token, std::chrono::system_clock::time_point now);
-
-// Inputs of the chain (from the option table and the environment).
-struct CredentialSettings {
-  std::string tenant_id, client_id;
-  Secret client_secret;
-  std::string client_certificate_path;
-  std::string authority_host = "https://login.microsoftonline.com";
-  bool exclude_environment = false, exclude_workload_identity = false,
-       exclude_managed_identity = false, exclude_azure_cli = false;
-};
 
 // The first applicable source of the chain, wrapped in a cache that refreshes the token before
 // it expires (a run may last hours). Throws AuthError listing what each link needed when none

@@ -185,4 +185,28 @@ std::unique_ptr<TokenSource> make_github_oidc_source(const ResolvedSettings& s,
                                             client, log, std::move(now));
 }
 
+// Its row in credential_table.hpp: a federated token file first, else GitHub's OIDC provider,
+// with both IDs.
+LinkOutcome workload_identity_credential(const LinkInputs& in) {
+  const ResolvedSettings& s = in.settings;
+  const bool ids = !s.tenant_id.empty() && !s.client_id.empty();
+  const bool file = has_var(in.env, "AZURE_FEDERATED_TOKEN_FILE");
+  const bool github = has_var(in.env, "ACTIONS_ID_TOKEN_REQUEST_URL") &&
+                      has_var(in.env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN");
+  if (ids && file)
+    return {make_federated_file_source(s, *read_var(in.env, "AZURE_FEDERATED_TOKEN_FILE"),
+                                       in.client, in.log, in.now),
+            {}};
+  if (ids && github)
+    return {make_github_oidc_source(s, *read_var(in.env, "ACTIONS_ID_TOKEN_REQUEST_URL"),
+                                    Secret(*read_var(in.env, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")),
+                                    in.client, in.log, in.now),
+            {}};
+  return {nullptr, missing_list({{"AZURE_TENANT_ID", !s.tenant_id.empty()},
+                                 {"AZURE_CLIENT_ID", !s.client_id.empty()},
+                                 {"AZURE_FEDERATED_TOKEN_FILE or ACTIONS_ID_TOKEN_REQUEST_URL + "
+                                  "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                                  file || github}})};
+}
+
 }  // namespace tsign::auth

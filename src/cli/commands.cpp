@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/credential_table.hpp"
 #include "auth/token_source.hpp"
 #include "authenticode/authenticode.hpp"
 #include "cli/options.hpp"
@@ -17,6 +18,7 @@
 #include "engine/select.hpp"
 #include "formats/format.hpp"
 #include "gha/workflow.hpp"
+#include "platform/env.hpp"
 #include "platform/platform.hpp"
 #include "signer/local_key.hpp"
 #include "signer/trusted_signing.hpp"
@@ -76,7 +78,7 @@ engine::SignerFactory signer_factory(const Options& o) {
       Secret password;
       if (o.is_given("pfx-password-env")) {
         auto name = o.str("pfx-password-env");
-        auto v = platform::getenv(name);
+        auto v = env::get_named_by_user(name);
         if (!v) throw InputError("--pfx-password-env: the variable " + name + " is not set");
         password = Secret(*v);
       }
@@ -105,31 +107,25 @@ engine::SignerFactory signer_factory(const Options& o) {
     };
   }
 
-  for (auto name : {"endpoint", "signing-account-name", "certificate-profile-name"})
-    if (o.str(name).empty())
-      throw InputError(std::string(name) +
+  for (OptKey key :
+       {OptKey("endpoint"), OptKey("signing-account-name"), OptKey("certificate-profile-name")})
+    if (o.str(key).empty())
+      throw InputError(std::string(key.name()) +
                        " is required (or use --key/--cert or --pfx to sign with a local key)");
   signer::TrustedSigningSettings ts{o.str("endpoint"), o.str("signing-account-name"),
                                     o.str("certificate-profile-name"), o.str("correlation-id")};
   ts.api_version = signer::parse_api_version(o.str("api-version"));  // validated; empty: auto
   // Before any token exists: a token sent to a foreign host could sign in the owner's name.
-  signer::check_endpoint(ts.endpoint, platform::getenv("TSIGN_ALLOWED_HOSTS"));
+  signer::check_endpoint(ts.endpoint, env::get("TSIGN_ALLOWED_HOSTS"));
 
+  // The inputs only: the chain reads AZURE_* itself where an input is empty (one layer reads
+  // them, auth/).
   auth::CredentialSettings cs;
-  auto pick = [&](const char* option, const char* env) {
-    if (o.is_given(option)) return o.str(option);
-    return platform::getenv(env).value_or("");
-  };
-  cs.tenant_id = pick("azure-tenant-id", "AZURE_TENANT_ID");
-  cs.client_id = pick("azure-client-id", "AZURE_CLIENT_ID");
-  cs.client_secret = Secret(pick("azure-client-secret", "AZURE_CLIENT_SECRET"));
-  cs.client_certificate_path =
-      pick("azure-client-certificate-path", "AZURE_CLIENT_CERTIFICATE_PATH");
-  if (auto a = platform::getenv("AZURE_AUTHORITY_HOST"); a && !a->empty()) cs.authority_host = *a;
-  cs.exclude_environment = o.flag("exclude-environment-credential");
-  cs.exclude_workload_identity = o.flag("exclude-workload-identity-credential");
-  cs.exclude_managed_identity = o.flag("exclude-managed-identity-credential");
-  cs.exclude_azure_cli = o.flag("exclude-azure-cli-credential");
+  cs.tenant_id = o.str("azure-tenant-id");
+  cs.client_id = o.str("azure-client-id");
+  cs.client_secret = Secret(o.str("azure-client-secret"));
+  cs.client_certificate_path = o.str("azure-client-certificate-path");
+  for (const auto& row : auth::kCredentials) cs.*row.excluded = o.flag(OptKey::named(row.exclude));
 
   return [ts, cs](engine::Services& s) {
     std::shared_ptr<auth::TokenSource> chain = auth::make_credential_chain(cs, s.http, s.log);
@@ -146,8 +142,7 @@ int run_signing(Options& o, Mode mode) {
   // The run's clock starts here: choosing the files counts against `timeout` too.
   const auto started = std::chrono::steady_clock::now();
   bool under_actions = mode == Mode::action;
-  bool debug =
-      platform::getenv("RUNNER_DEBUG").value_or("") == "1" || o.flag("trace") || o.flag("verbose");
+  bool debug = env::get("RUNNER_DEBUG").value_or("") == "1" || o.flag("trace") || o.flag("verbose");
   gha::GhaLog gha_log(debug);
   PlainLog plain_log(debug);
   Log& log = under_actions ? static_cast<Log&>(gha_log) : plain_log;
@@ -155,6 +150,8 @@ int run_signing(Options& o, Mode mode) {
   // Secrets are masked before anything could print them.
   if (o.is_given("azure-client-secret")) log.mask(Secret(o.str("azure-client-secret")));
   for (const auto& n : o.notes) log.warning(n);
+  // Which variables of the registry are set (sensitive ones without their value).
+  if (auto set = env::set_summary(env::process()); !set.empty()) log.debug("environment: " + set);
 
   engine::SelectionRequest sreq;
   sreq.files = o.list("files");
@@ -245,7 +242,7 @@ int run_signing(Options& o, Mode mode) {
 
   std::string report_path = o.str("report");
   if (report_path.empty() && under_actions) {
-    if (auto tmp = platform::getenv("RUNNER_TEMP"); tmp && !tmp->empty())
+    if (auto tmp = env::get("RUNNER_TEMP"); tmp && !tmp->empty())
       report_path = platform::to_utf8(platform::from_utf8(*tmp) / "tsign-report.json");
   }
   if (!report_path.empty()) {
@@ -259,11 +256,11 @@ int run_signing(Options& o, Mode mode) {
     }
   }
   if (under_actions) {
-    if (auto out = platform::getenv("GITHUB_OUTPUT"); out && !out->empty()) {
+    if (auto out = env::get("GITHUB_OUTPUT"); out && !out->empty()) {
       if (!gha::append_to_file(platform::from_utf8(*out), gha::outputs_text(result, report_path)))
         log.warning("could not write the step outputs to GITHUB_OUTPUT (" + *out + ")");
     }
-    if (auto sum = platform::getenv("GITHUB_STEP_SUMMARY"); sum && !sum->empty()) {
+    if (auto sum = env::get("GITHUB_STEP_SUMMARY"); sum && !sum->empty()) {
       if (!gha::append_to_file(platform::from_utf8(*sum), gha::summary_markdown(result, ctx)))
         log.warning("could not write the job summary to GITHUB_STEP_SUMMARY (" + *sum + ")");
     }
@@ -326,7 +323,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> args = platform::args_utf8(argc, argv);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, stdout);
-    return args.empty() ? 2 : 0;
+    if (args.empty()) return 2;
+    std::fputs(("\n" + env::help()).c_str(), stdout);
+    return 0;
   }
   if (args[0] == "--version") {
     std::printf("tsign %s\n", TSIGN_VERSION);
@@ -342,6 +341,7 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::fputs("\noptions:\n", stdout);
       std::fputs(options_help().c_str(), stdout);
+      std::fputs(("\n" + credentials_help() + "\n" + env::help()).c_str(), stdout);
       return 0;
     }
     if (cmd == "verify") return run_verify(parse_args(rest));
@@ -350,10 +350,10 @@ int main(int argc, char** argv) {
       return run_signing(o, Mode::cli);
     }
     // action: the inputs come from INPUT_*; flags given too win (for local testing).
-    auto o = parse_env([](const std::string& k) { return platform::getenv(k); });
+    auto o = parse_env(env::process());
     auto flags = parse_args(rest);
     for (const auto& spec : option_table())
-      if (auto v = flags.given(spec.name)) o.set(spec.name, *v);
+      if (auto v = flags.given(OptKey::of(spec))) o.set(OptKey::of(spec), *v);
     o.positional = flags.positional;
     for (auto& n : flags.notes) o.notes.push_back(n);
     return run_signing(o, Mode::action);

@@ -5,177 +5,13 @@
 #include <cctype>
 #include <charconv>
 #include <sstream>
+#include <stdexcept>
 
 #include "common/error.hpp"
 
 namespace tsign::cli {
 
 namespace {
-
-using T = OptType;
-
-// The single declaration of every option. Order = order in --help.
-const std::array kOptions{
-    OptionSpec{.name = "endpoint",
-               .help = "Regional service URL, e.g. https://eus.codesigning.azure.net/ (required "
-                       "for cloud signing)"},
-    OptionSpec{.name = "signing-account-name", .help = "Artifact (Trusted) Signing account name"},
-    OptionSpec{.name = "certificate-profile-name", .help = "Certificate profile name"},
-    OptionSpec{.name = "files", .type = T::list, .help = "Comma- or newline-separated file paths"},
-    OptionSpec{.name = "files-folder", .help = "Folder to sign files in"},
-    OptionSpec{
-        .name = "files-folder-filter",
-        .type = T::list,
-        .help =
-            "Comma-separated extensions or globs (dll,exe or *.ps1); empty = every supported file"},
-    OptionSpec{.name = "files-folder-recurse",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Descend into sub-folders"},
-    OptionSpec{.name = "files-folder-depth",
-               .type = T::integer,
-               .help = "How deep files-folder-recurse goes (unlimited when not given)",
-               .min = 0,
-               .max = 1000000},
-    OptionSpec{.name = "files-catalog",
-               .help = "Text file listing files to sign, one per line, relative to the catalog"},
-    OptionSpec{.name = "file-digest",
-               .type = T::choice,
-               .default_value = "SHA256",
-               .help = "File digest algorithm",
-               .choices = "SHA256,SHA384,SHA512"},
-    OptionSpec{.name = "timestamp-rfc3161",
-               .default_value = "http://timestamp.acs.microsoft.com",
-               .help = "RFC 3161 time-stamp authority URL; empty = no time-stamp",
-               .empty_is_value = true},
-    OptionSpec{.name = "timestamp-digest",
-               .type = T::choice,
-               .default_value = "SHA256",
-               .help = "Time-stamp digest algorithm",
-               .choices = "SHA256,SHA384,SHA512"},
-    OptionSpec{.name = "append-signature",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Add a nested signature instead of replacing an existing one"},
-    OptionSpec{.name = "description", .help = "Program name in the signature (SpcSpOpusInfo)"},
-    OptionSpec{.name = "description-url", .help = "Program URL in the signature (SpcSpOpusInfo)"},
-    OptionSpec{.name = "timeout",
-               .type = T::integer,
-               .default_value = "300",
-               .help = "Seconds for the whole run",
-               .min = 1,
-               .max = 7 * 24 * 3600},
-    OptionSpec{.name = "concurrency",
-               .type = T::integer,
-               .help = "Files in flight at once (default: chosen by tsign)",
-               .min = 1,
-               .max = 1024},
-    OptionSpec{.name = "batch-size",
-               .type = T::integer,
-               .help = "Accepted for compatibility; has no effect",
-               .min = 0,
-               .max = 1000000000,
-               .no_effect = true},
-    OptionSpec{.name = "correlation-id",
-               .help = "Sent to the service with every request and shown in the summary"},
-    OptionSpec{.name = "api-version",
-               .type = T::choice,
-               .help = "Signing service API version: 2024-06-15 or 2022-06-15-preview; empty = "
-                       "automatic (2024-06-15, falling back once to the preview if refused)",
-               .choices = "2024-06-15,2022-06-15-preview"},
-    OptionSpec{.name = "azure-tenant-id", .help = "Microsoft Entra tenant ID (or AZURE_TENANT_ID)"},
-    OptionSpec{.name = "azure-client-id", .help = "Application (client) ID (or AZURE_CLIENT_ID)"},
-    OptionSpec{.name = "azure-client-secret",
-               .help = "Client secret (or AZURE_CLIENT_SECRET); prefer federated credentials",
-               .secret = true},
-    OptionSpec{
-        .name = "azure-client-certificate-path",
-        .help = "PEM file with the client certificate and key (or AZURE_CLIENT_CERTIFICATE_PATH)"},
-    OptionSpec{.name = "exclude-environment-credential",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Skip the client secret / certificate credential"},
-    OptionSpec{.name = "exclude-workload-identity-credential",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Skip workload identity (federated token file, GitHub OIDC)"},
-    OptionSpec{.name = "exclude-managed-identity-credential",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Skip managed identity"},
-    OptionSpec{.name = "exclude-azure-cli-credential",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Skip the Azure CLI credential"},
-    OptionSpec{.name = "exclude-shared-token-cache-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "exclude-visual-studio-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "exclude-visual-studio-code-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "exclude-azure-powershell-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "exclude-azure-developer-cli-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "exclude-interactive-browser-credential",
-               .type = T::boolean,
-               .help = "Accepted for compatibility; ignored",
-               .ignored = true},
-    OptionSpec{.name = "skip-signed",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Leave files that already carry a valid signature alone"},
-    OptionSpec{.name = "dry-run",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "List what would be signed; sign nothing"},
-    OptionSpec{.name = "report", .help = "Path of a JSON report"},
-    // The anchor's input name, so a workflow that sets it keeps its meaning.
-    OptionSpec{.name = "trace",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Debug output (as RUNNER_DEBUG=1): retries, token refreshes, the service "
-                       "API version chosen"},
-    // Command line only: a local key instead of the service (development, offline tests).
-    OptionSpec{.name = "key",
-               .help = "PEM private key (local signing instead of the service)",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "cert",
-               .help = "PEM certificate chain, leaf first (with --key)",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "pfx",
-               .help = "PKCS#12 file with key and chain (local signing)",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "pfx-password-env",
-               .help = "Name of the environment variable holding the --pfx password",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "verbose",
-               .type = T::boolean,
-               .default_value = "false",
-               .help = "Same as --trace",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "ca",
-               .help = "verify: PEM file of trusted roots (default: the system roots)",
-               .scope = Scope::cli_only},
-    OptionSpec{.name = "tsa-ca",
-               .help = "verify: PEM file of trusted time-stamp roots (default: --ca)",
-               .scope = Scope::cli_only},
-};
-
-const std::array kAliases{
-    Alias{"trusted-signing-account-name", "signing-account-name"},
-    Alias{"code-signing-account-name", "signing-account-name"},
-};
 
 bool valid_boolean(std::string_view v, bool* out) {
   if (v == "true" || v == "True" || v == "TRUE") {
@@ -224,16 +60,31 @@ void note_no_effect(const OptionSpec& spec, Options& opts) {
 }  // namespace
 
 std::span<const OptionSpec> option_table() {
-  return kOptions;
+  return kOptionTable;
 }
 std::span<const Alias> deprecated_aliases() {
   return kAliases;
 }
 
 const OptionSpec* find_option(std::string_view name) {
-  for (const auto& o : kOptions)
+  for (const auto& o : kOptionTable)
     if (o.name == name) return &o;
   return nullptr;
+}
+
+OptKey OptKey::of(const OptionSpec& row) {
+  const OptionSpec* first = kOptionTable.data();
+  if (&row < first || &row >= first + kOptionTable.size())
+    throw std::logic_error("option '" + std::string(row.name) + "' is not a row of the table");
+  return OptKey(Row{}, static_cast<std::size_t>(&row - first));
+}
+
+OptKey OptKey::named(std::string_view name) {
+  const OptionSpec* spec = find_option(name);
+  if (!spec)
+    throw std::logic_error("option '" + std::string(name) +
+                           "' is read but not declared in src/cli/option_table.hpp");
+  return of(*spec);
 }
 
 std::string input_env_name(std::string_view name) {
@@ -247,34 +98,31 @@ std::string input_env_name(std::string_view name) {
   return out;
 }
 
-std::optional<std::string> Options::given(std::string_view name) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return std::nullopt;
-  return it->second;
+std::optional<std::string> Options::given(OptKey key) const {
+  return values_[key.index()];
 }
 
-std::string Options::str(std::string_view name) const {
-  if (auto v = given(name)) return *v;
-  const auto* spec = find_option(name);
-  return spec ? std::string(spec->default_value) : std::string();
+std::string Options::str(OptKey key) const {
+  if (auto v = given(key)) return *v;
+  return std::string(key.spec().default_value);
 }
 
-bool Options::flag(std::string_view name) const {
+bool Options::flag(OptKey key) const {
   bool b = false;
-  valid_boolean(str(name), &b);
+  valid_boolean(str(key), &b);
   return b;
 }
 
-std::optional<std::int64_t> Options::integer(std::string_view name) const {
-  auto v = str(name);
+std::optional<std::int64_t> Options::integer(OptKey key) const {
+  auto v = str(key);
   if (v.empty()) return std::nullopt;
   return parse_int(trim(v));
 }
 
-std::vector<std::string> Options::list(std::string_view name) const {
+std::vector<std::string> Options::list(OptKey key) const {
   std::vector<std::string> out;
   std::string cur;
-  for (char c : str(name) + ",") {
+  for (char c : str(key) + ",") {
     if (c == ',' || c == '\n') {
       auto t = trim(cur);
       if (!t.empty()) out.push_back(t);
@@ -286,8 +134,8 @@ std::vector<std::string> Options::list(std::string_view name) const {
   return out;
 }
 
-void Options::set(std::string_view name, std::string value) {
-  values_.insert_or_assign(std::string(name), std::move(value));
+void Options::set(OptKey key, std::string value) {
+  values_[key.index()] = std::move(value);
 }
 
 Options parse_args(std::span<const std::string> args) {
@@ -322,7 +170,7 @@ Options parse_args(std::span<const std::string> args) {
       }
     }
     note_no_effect(*spec, opts);
-    opts.set(spec->name, *value);
+    opts.set(OptKey::of(*spec), *value);
   }
   return opts;
 }
@@ -339,26 +187,26 @@ Options parse_env(const EnvLookup& env) {
     if (auto v = env(upper)) return v;
     return std::nullopt;
   };
-  for (const auto& spec : kOptions) {
+  for (const auto& spec : kOptionTable) {
     if (spec.scope != Scope::both) continue;
     auto v = read(spec.name);
     if (!v || (v->empty() && !spec.empty_is_value)) continue;
     note_no_effect(spec, opts);
-    opts.set(spec.name, *v);
+    opts.set(OptKey::of(spec), *v);
   }
   for (const auto& a : kAliases) {
     auto v = read(a.alias);
     if (!v || v->empty()) continue;
     opts.notes.push_back("input " + std::string(a.alias) + " is deprecated; use " +
                          std::string(a.name) + " instead");
-    if (!opts.is_given(a.name)) opts.set(a.name, *v);
+    if (auto key = OptKey::named(a.name); !opts.is_given(key)) opts.set(key, *v);
   }
   return opts;
 }
 
 void validate(const Options& opts) {
-  for (const auto& spec : kOptions) {
-    auto v = opts.given(spec.name);
+  for (const auto& spec : kOptionTable) {
+    auto v = opts.given(OptKey::of(spec));
     if (!v) continue;
     std::string shown = spec.secret ? std::string("(hidden)") : "'" + *v + "'";
     switch (spec.type) {
@@ -406,7 +254,7 @@ void validate(const Options& opts) {
 
 std::string options_help() {
   std::ostringstream os;
-  for (const auto& spec : kOptions) {
+  for (const auto& spec : kOptionTable) {
     if (spec.ignored) continue;
     std::string flag = "  --" + std::string(spec.name);
     if (spec.type != OptType::boolean) flag += " VALUE";
@@ -424,6 +272,16 @@ std::string options_help() {
         "read by `tsign action` from INPUT_<NAME> (upper case, '-' -> '_').\n"
         "Booleans take exactly true|True|TRUE|false|False|FALSE.\n";
   return os.str();
+}
+
+std::string credentials_help() {
+  std::string out = "credentials (tried in this order; the first that applies wins):\n";
+  int n = 0;
+  for (const auto& c : auth::kCredentialInfo) {
+    out += "  " + std::to_string(++n) + ". " + std::string(c.name) + ": needs " +
+           std::string(c.needs) + "; skipped with --" + std::string(c.exclude) + "\n";
+  }
+  return out;
 }
 
 }  // namespace tsign::cli

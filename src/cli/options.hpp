@@ -1,50 +1,18 @@
-// The ONE option table (interface.md): every option is declared once here, with its name,
-// default, help and type; the --flags, the INPUT_* variables and --help are all derived from it.
+// Reading the options of the ONE option table (option_table.hpp) from the command line and
+// from the action's INPUT_* variables, checking them, and the --help text derived from it.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cli/option_table.hpp"
+
 namespace tsign::cli {
-
-enum class OptType { string, boolean, integer, list, choice };
-
-// Where an option may be given.
-enum class Scope {
-  both,      // action input and command-line flag
-  cli_only,  // command line only (local keys, verify's --ca)
-};
-
-struct OptionSpec {
-  std::string_view name;
-  OptType type = OptType::string;
-  std::string_view default_value;  // empty: no default
-  std::string_view help;
-  std::string_view choices;       // for OptType::choice: comma-separated, canonical spelling
-  std::int64_t min = 0, max = 0;  // for OptType::integer (inclusive)
-  bool secret = false;            // never echoed in a message or log
-  Scope scope = Scope::both;
-  // An explicitly empty value means something (timestamp-rfc3161 "" = no time-stamp); for
-  // every other option an empty action input counts as not given.
-  bool empty_is_value = false;
-  // Accepted for compatibility with Azure/artifact-signing-action; has no effect (a note is
-  // logged once when given).
-  bool no_effect = false;
-  // Accepted and silently ignored (the anchor's credential switches for links tsign lacks).
-  bool ignored = false;
-  // Declared for the contract; using it fails with "not yet supported".
-  bool unsupported = false;
-};
-
-struct Alias {
-  std::string_view alias, name;
-};
 
 std::span<const OptionSpec> option_table();
 std::span<const Alias> deprecated_aliases();
@@ -53,25 +21,26 @@ const OptionSpec* find_option(std::string_view name);
 // The action-input environment variable of an option: INPUT_ + upper-case, '-' and ' ' -> '_'.
 std::string input_env_name(std::string_view option_name);
 
+// The options of one run, by key of the table (a name that is not an option does not compile).
 class Options {
  public:
   // Raw value as given (after alias resolution), or nullopt when not given.
-  std::optional<std::string> given(std::string_view name) const;
-  bool is_given(std::string_view name) const { return given(name).has_value(); }
+  std::optional<std::string> given(OptKey key) const;
+  bool is_given(OptKey key) const { return given(key).has_value(); }
   // The value, or the table's default ("" when neither).
-  std::string str(std::string_view name) const;
-  bool flag(std::string_view name) const;
-  std::optional<std::int64_t> integer(std::string_view name) const;
+  std::string str(OptKey key) const;
+  bool flag(OptKey key) const;
+  std::optional<std::int64_t> integer(OptKey key) const;
   // A list option: split on commas and newlines, trimmed, empty items dropped.
-  std::vector<std::string> list(std::string_view name) const;
+  std::vector<std::string> list(OptKey key) const;
 
-  void set(std::string_view name, std::string value);
+  void set(OptKey key, std::string value);
 
   std::vector<std::string> positional;  // free arguments (files)
   std::vector<std::string> notes;       // deprecations, no-effect options: log them once
 
  private:
-  std::map<std::string, std::string, std::less<>> values_;
+  std::array<std::optional<std::string>, kOptionTable.size()> values_;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
@@ -91,5 +60,8 @@ void validate(const Options& opts);
 
 // Help text for `tsign sign --help` / `tsign action --help`, generated from the table.
 std::string options_help();
+// The credential chain for --help, generated from the credential table: each credential in the
+// chain's order, what it needs and the input that skips it.
+std::string credentials_help();
 
 }  // namespace tsign::cli

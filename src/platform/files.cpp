@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "common/error.hpp"
+#include "platform/env.hpp"
 #include "platform/platform.hpp"
 
 #ifdef _WIN32
@@ -168,7 +169,7 @@ bool remove_file(const fs::path& p) {
 // is re-read and linked through /proc/self/fd), or TSIGN_NO_TMPFILE is set (tests of the named
 // fallback). Every failure falls back to a named temporary, whose error is the one reported.
 int open_unnamed(const fs::path& dir) {
-  if (auto no = getenv("TSIGN_NO_TMPFILE"); no && !no->empty()) return -1;
+  if (auto no = env::get("TSIGN_NO_TMPFILE"); no && !no->empty()) return -1;
   if (::access("/proc/self/fd", X_OK) != 0) return -1;
   const fs::path d = dir.empty() ? fs::path(".") : dir;
   return ::open(d.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

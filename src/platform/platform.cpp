@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "common/error.hpp"
+#include "platform/env.hpp"
 
 #ifdef _WIN32
 // windows.h first: wincrypt.h and shellapi.h need its types.
@@ -84,7 +85,7 @@ std::vector<std::string> args_utf8(int argc, char** argv) {
 }
 
 void load_trust_roots(X509_STORE* store) {
-  if (auto file = getenv("SSL_CERT_FILE"); file && !file->empty()) {
+  if (auto file = env::get("SSL_CERT_FILE"); file && !file->empty()) {
     if (X509_STORE_load_file(store, file->c_str()) != 1)
       throw InputError("SSL_CERT_FILE=" + *file +
                        ": cannot load CA certificates: " + openssl_error_text());

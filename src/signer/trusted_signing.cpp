@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include "common/error.hpp"
+#include "platform/env.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::signer {
@@ -282,7 +283,7 @@ class TrustedSigningSigner final : public Signer {
 std::unique_ptr<Signer> make_trusted_signing_signer(const TrustedSigningSettings& settings,
                                                     http::Client& client, auth::TokenSource& tokens,
                                                     Log& log) {
-  check_endpoint(settings.endpoint, platform::getenv("TSIGN_ALLOWED_HOSTS"));
+  check_endpoint(settings.endpoint, env::get("TSIGN_ALLOWED_HOSTS"));
   if (settings.account.empty())
     throw InputError("signing-account-name is required for the Trusted Signing service");
   if (settings.profile.empty())

@@ -212,6 +212,47 @@ TEST_CASE("a certificate without the code-signing EKU is refused",
   CHECK(read_file(f) == before);
 }
 
+TEST_CASE("tsign --help lists every environment variable and the credential chain",
+          "[integration][local]") {
+  for (auto cmd : {"--help", "action --help", "sign --help"}) {
+    auto r = run_tsign(cmd);
+    INFO(cmd << "\n" << r.out);
+    REQUIRE(r.code == 0);
+    for (auto var :
+         {"AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST",
+          "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "IDENTITY_HEADER", "GITHUB_OUTPUT", "RUNNER_DEBUG",
+          "TSIGN_ALLOWED_HOSTS", "SSL_CERT_FILE", "HTTPS_PROXY", "INPUT_<NAME>"})
+      CHECK(r.out.find(var) != std::string::npos);
+    CHECK(r.out.find("[sensitive]") != std::string::npos);
+  }
+  // The chain, in its order, with the input that skips each link.
+  auto r = run_tsign("action --help");
+  auto at = [&](const char* s) { return r.out.find(s); };
+  CHECK(at("1. environment (client secret or certificate)") < at("2. workload identity"));
+  CHECK(at("2. workload identity") < at("3. managed identity"));
+  CHECK(at("3. managed identity") < at("4. Azure CLI"));
+  CHECK(at("4. Azure CLI") != std::string::npos);
+  CHECK(at("--exclude-managed-identity-credential") != std::string::npos);
+}
+
+TEST_CASE("the debug log names the variables that are set but never a sensitive value",
+          "[integration][local]") {
+  TempDir d;
+  d.copy("pe64.exe", "app.exe");
+  auto before = read_file(d.path / "app.exe");
+  auto r =
+      sh("AZURE_CLIENT_SECRET=secret-value-0451 ACTIONS_ID_TOKEN_REQUEST_TOKEN=gh-token-0451 "
+         "AZURE_TENANT_ID=tenant-0451 " +
+         tsign_cmd() + " sign --verbose --dry-run " + local_key() + " " + d.q("app.exe"));
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("AZURE_TENANT_ID=tenant-0451") != std::string::npos);
+  CHECK(r.out.find("AZURE_CLIENT_SECRET (set, value hidden)") != std::string::npos);
+  CHECK(r.out.find("secret-value-0451") == std::string::npos);
+  CHECK(r.out.find("gh-token-0451") == std::string::npos);
+  CHECK(read_file(d.path / "app.exe") == before);
+}
+
 TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, report",
           "[integration][local]") {
   TempDir d;

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -173,4 +174,42 @@ TEST_CASE("help is generated from the table", "[cli]") {
     if (spec.ignored) continue;
     CHECK(h.find("--" + std::string(spec.name)) != std::string::npos);
   }
+}
+
+TEST_CASE("the exclude-* inputs are the credential table's rows, in the chain's order", "[cli]") {
+  auto table = option_table();
+  std::size_t previous = 0;
+  for (const auto& c : auth::kCredentialInfo) {
+    INFO(c.exclude);
+    const OptionSpec* spec = find_option(c.exclude);
+    REQUIRE(spec != nullptr);
+    CHECK(spec->type == OptType::boolean);
+    CHECK(spec->default_value == "false");
+    CHECK(spec->help == c.exclude_help);
+    CHECK(spec->scope == Scope::both);
+    auto at = static_cast<std::size_t>(spec - table.data());
+    CHECK(at > previous);
+    previous = at;
+  }
+  auto h = credentials_help();
+  std::size_t pos = 0;
+  int n = 0;
+  for (const auto& c : auth::kCredentialInfo) {
+    auto line =
+        std::to_string(++n) + ". " + std::string(c.name) + ": needs " + std::string(c.needs);
+    INFO(line);
+    auto at = h.find(line);
+    REQUIRE(at != std::string::npos);
+    CHECK(at >= pos);
+    pos = at;
+  }
+}
+
+TEST_CASE("an option name outside the table is a bug, never an empty value", "[cli]") {
+  // Names in the code are OptKeys, checked when tsign is compiled (cli_typed_names_* tests);
+  // a name known only at run time is checked when it is looked up.
+  CHECK(OptKey::named("files-folder").name() == "files-folder");
+  CHECK_THROWS_AS(OptKey::named("files-fodler"), std::logic_error);
+  CHECK_THROWS_AS(OptKey::of(OptionSpec{.name = "endpoint"}), std::logic_error);  // not a row
+  CHECK(OptKey("endpoint").spec().name == "endpoint");
 }
