@@ -69,7 +69,7 @@ TEST_CASE("a sensitive variable's value is never printed", "[env]") {
   CHECK(env::help().find("s3cret") == std::string::npos);
 }
 
-TEST_CASE("reading an undeclared variable is a bug; declared names and INPUT_* are read", "[env]") {
+TEST_CASE("reading an undeclared variable is a bug, declared names and INPUT_* are read", "[env]") {
   auto p = env::process();
   CHECK_THROWS_AS(p("AZURE_TENNANT_ID"), std::logic_error);
   CHECK_THROWS_AS(p("INPUT_"), std::logic_error);
