@@ -14,6 +14,7 @@
 #include "auth/auth_internal.hpp"
 #include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace tsign::auth {
 
@@ -34,12 +35,6 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
 namespace {
 
 constexpr const char* kDefaultAuthority = "https://login.microsoftonline.com";
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // A JSON value as seconds, whether the service sent a number or a string of digits; nothing
 // when it is beyond kMaxTokenSeconds either way.
@@ -107,7 +102,7 @@ std::string entra_token_url(const std::string& authority, const std::string& ten
 }
 
 std::string github_oidc_audience(const std::string& authority) {
-  std::string host = lower(host_of(authority));
+  std::string host = ascii_lower(host_of(authority));
   if (host == "login.microsoftonline.us") return "api://AzureADTokenExchangeUSGov";
   if (host == "login.chinacloudapi.cn") return "api://AzureADTokenExchangeChina";
   return "api://AzureADTokenExchange";
@@ -158,7 +153,7 @@ AccessToken parse_token_response(std::string_view body, SysClock::time_point now
   const auto& o = v.as_object();
   std::string token = string_field(o, "access_token");
   if (token.empty()) throw AuthError(who + " answered without an access_token");
-  if (auto type = lower(string_field(o, "token_type")); !type.empty() && type != "bearer")
+  if (auto type = ascii_lower(string_field(o, "token_type")); !type.empty() && type != "bearer")
     throw AuthError(who + " answered with a token of type '" + type + "', expected Bearer");
   SysClock::time_point expires;
   if (auto in = as_seconds(o.if_contains("expires_in")); in && *in > 0)

@@ -8,6 +8,7 @@
 
 #include "auth/auth_internal.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "platform/platform.hpp"
 
 // GCC 12 at -O2 reports a false -Wmismatched-new-delete where it inlines a coroutine of this file
@@ -24,14 +25,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr const char* kAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-std::string trim(std::string s) {
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && blank(s.back())) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && blank(s[i])) ++i;
-  return s.substr(i);
-}
 
 std::vector<std::pair<std::string, std::string>> federated_form(const std::string& client_id,
                                                                 const Secret& assertion) {
@@ -74,7 +67,7 @@ class FederatedFileSource final : public TokenSource {
     } catch (const FileError& e) {
       throw AuthError(std::string("AZURE_FEDERATED_TOKEN_FILE: ") + e.what());
     }
-    Secret s(trim(std::move(text)));
+    Secret s(std::string(trim(text)));
     log_.mask(s);
     if (s.empty()) throw AuthError("AZURE_FEDERATED_TOKEN_FILE " + file_ + " is empty");
     return s;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace tsign::cli {
 
@@ -30,13 +31,6 @@ std::optional<std::int64_t> parse_int(std::string_view v) {
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
   if (ec != std::errc() || p != v.data() + v.size() || v.empty()) return std::nullopt;
   return x;
-}
-
-std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
 }
 
 // Resolves an alias to its option, noting the deprecation.
@@ -93,7 +87,7 @@ std::string input_env_name(std::string_view name) {
     if (c == '-' || c == ' ')
       out.push_back('_');
     else
-      out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      out.push_back(ascii_upper(c));
   }
   return out;
 }
@@ -125,7 +119,7 @@ std::vector<std::string> Options::list(OptKey key) const {
   for (char c : str(key) + ",") {
     if (c == ',' || c == '\n') {
       auto t = trim(cur);
-      if (!t.empty()) out.push_back(t);
+      if (!t.empty()) out.emplace_back(t);
       cur.clear();
     } else {
       cur.push_back(c);
@@ -180,9 +174,7 @@ Options parse_env(const EnvLookup& env) {
   auto read = [&](std::string_view name) -> std::optional<std::string> {
     // The runner's own spelling keeps hyphens (INPUT_FILES-FOLDER); ours replaces them.
     std::string upper = "INPUT_";
-    for (char c : name)
-      upper.push_back(c == ' ' ? '_'
-                               : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    for (char c : name) upper.push_back(c == ' ' ? '_' : ascii_upper(c));
     if (auto v = env(input_env_name(name))) return v;
     if (auto v = env(upper)) return v;
     return std::nullopt;
@@ -223,19 +215,13 @@ void validate(const Options& opts) {
         break;
       }
       case OptType::choice: {
-        auto upper = [](std::string_view s) {
-          std::string up;
-          for (char c : s)
-            up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-          return up;
-        };
-        std::string up = upper(trim(*v));
+        std::string up = ascii_upper(trim(*v));
         // Without a default, empty means "not given" (api-version: automatic).
         bool ok = up.empty() && spec.default_value.empty();
         std::string_view cs = spec.choices;
         while (!cs.empty()) {
           auto comma = cs.find(',');
-          if (upper(cs.substr(0, comma)) == up) ok = true;
+          if (iequals(cs.substr(0, comma), up)) ok = true;
           cs = comma == std::string_view::npos ? std::string_view() : cs.substr(comma + 1);
         }
         if (!ok)

@@ -7,6 +7,8 @@
 
 #include <openssl/obj_mac.h>
 
+#include "common/text.hpp"
+
 namespace tsign {
 
 const EVP_MD* evp_md(DigestAlg alg) {
@@ -36,7 +38,7 @@ std::string_view digest_name(DigestAlg alg) {
 std::optional<DigestAlg> parse_digest(std::string_view name) {
   std::string n;
   for (char c : name)
-    if (c != '-') n.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    if (c != '-') n.push_back(ascii_upper(c));
   if (n == "SHA256") return DigestAlg::sha256;
   if (n == "SHA384") return DigestAlg::sha384;
   if (n == "SHA512") return DigestAlg::sha512;

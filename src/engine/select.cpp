@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "formats/format.hpp"
 #include "platform/platform.hpp"
 
@@ -16,15 +17,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-char lower(char c) {
-  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-}
-
 // '*' and '?' glob over a whole file name (no path separators involved).
 bool glob(std::string_view pat, std::string_view s) {
   std::size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
   while (i < s.size()) {
-    if (p < pat.size() && (pat[p] == '?' || lower(pat[p]) == lower(s[i]))) {
+    if (p < pat.size() && (pat[p] == '?' || ascii_lower(pat[p]) == ascii_lower(s[i]))) {
       ++p;
       ++i;
     } else if (p < pat.size() && pat[p] == '*') {

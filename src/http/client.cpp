@@ -42,6 +42,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/text.hpp"
 #include "http/pool.hpp"
 #include "http/url.hpp"
 #include "platform/platform.hpp"
@@ -58,11 +59,6 @@ using boost::system::error_code;
 namespace {
 
 // Header names are compared lower-cased (RFC 9110 §5.1: they are case-insensitive).
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // ---------------------------------------------------------------- failures
 
 // One attempt failed. `retryable`: worth another attempt (reset, refused, timeout, 5xx-like);
@@ -115,7 +111,7 @@ std::string msg(const error_code& ec) {
   std::string m = ec.message();
   if (!m.empty() && std::isupper(static_cast<unsigned char>(m[0])) &&
       (m.size() < 2 || !std::isupper(static_cast<unsigned char>(m[1]))))
-    m[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(m[0])));
+    m[0] = ascii_lower(m[0]);
   return m;
 }
 
@@ -519,7 +515,7 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
   Response out;
   out.status = res.result_int();
   for (const auto& f : res) {
-    auto name = lower(std::string(f.name_string()));
+    auto name = ascii_lower(std::string(f.name_string()));
     auto [it, inserted] = out.headers.emplace(name, std::string(f.value()));
     if (!inserted) it->second += ", " + std::string(f.value());  // RFC 9110 §5.3
   }

@@ -13,17 +13,12 @@
 #include <string>
 
 #include "common/bytes.hpp"
+#include "common/text.hpp"
 #include "http/client.hpp"
 
 namespace tsign::http {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 std::optional<unsigned> month_number(const char* name) {
   static constexpr std::array<const char*, 12> names = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -58,7 +53,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
 
 std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) {
-  auto v = trim(value);
+  auto v = trim(value, kHttpOws);
   if (v.empty()) return std::nullopt;
   if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     std::uint64_t secs = 0;

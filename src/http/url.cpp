@@ -9,17 +9,11 @@
 #include <boost/url/url_view.hpp>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace tsign::http {
 
-namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool authority_as_written(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
@@ -50,7 +44,7 @@ Url parse_url(const std::string& url) {
     throw InputError("'" + url + "' is not an http:// or https:// URL");
   switch (u.host_type()) {
     case boost::urls::host_type::name:
-      t.host = lower(u.host_name());
+      t.host = ascii_lower(u.host_name());
       break;
     case boost::urls::host_type::ipv4:
       t.host = u.host_ipv4_address().to_string();

@@ -18,6 +18,7 @@
 
 #include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace tsign::signer {
 
@@ -29,18 +30,6 @@ namespace {
 constexpr std::string_view kServiceSuffix = ".codesigning.azure.net";
 constexpr auto npos = std::string::npos;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
 }  // namespace
 
 // ---- API versions and URLs ---------------------------------------------------------------------
@@ -50,7 +39,7 @@ std::string_view api_version_name(ApiVersion v) {
 }
 
 std::optional<ApiVersion> parse_api_version(std::string_view name) {
-  std::string n = lower(trim(name));
+  std::string n = ascii_lower(trim(name));
   for (auto v : {ApiVersion::ga_2024_06_15, ApiVersion::preview_2022_06_15})
     if (n == api_version_name(v)) return v;
   return std::nullopt;
@@ -104,14 +93,14 @@ void check_endpoint(const std::string& endpoint, const std::optional<std::string
   if (r->has_query() || r->has_fragment()) fail("must not have a query or a fragment");
   // A percent-encoded host could decode into something the checks below did not see.
   if (r->encoded_host().find('%') != urls::string_view::npos) fail("has an encoded host name");
-  std::string host = lower(std::string(r->encoded_host()));
+  std::string host = ascii_lower(std::string(r->encoded_host()));
   if (host.empty()) fail("has no host");
 
   if (allowed_hosts) {
     std::string_view list = *allowed_hosts;
     while (!list.empty()) {
       auto comma = list.find(',');
-      std::string item = lower(trim(list.substr(0, comma)));
+      std::string item = ascii_lower(trim(list.substr(0, comma)));
       if (!item.empty() && item == host) return;
       if (comma == std::string_view::npos) break;
       list.remove_prefix(comma + 1);
@@ -304,7 +293,7 @@ std::optional<json::object> json_object(std::string_view body) {
 std::string service_error_text(std::string_view body, std::string_view error_code_header) {
   std::string text;
   if (auto o = json_object(body)) text = error_text(*o);
-  std::string header = trim(error_code_header);
+  std::string header(trim(error_code_header));
   if (text.empty()) return header;
   if (!header.empty() && text.rfind(header, 0) != 0) text = header + " " + text;
   return text;
@@ -316,17 +305,17 @@ bool refused_for_version(unsigned status, std::string_view body,
   if (status != 400) return false;
   // UnsupportedApiVersion (the service, Azure's API gateway), InvalidApiVersionParameter (ARM),
   // ApiVersionNotSupported...: every code Azure uses for it names the api-version.
-  std::string code = lower(trim(error_code_header));
+  std::string code = ascii_lower(trim(error_code_header));
   if (auto o = json_object(body))
-    if (const json::object* d = error_object(*o)) code += " " + lower(str(*d, "code"));
+    if (const json::object* d = error_object(*o)) code += " " + ascii_lower(str(*d, "code"));
   return code.find("apiversion") != std::string::npos;
 }
 
 bool says_token_invalid(const http::Response& res) {
   if (res.status != 401) return false;
-  if (auto h = res.header("www-authenticate"); h && lower(*h).find("invalid_token") != npos)
+  if (auto h = res.header("www-authenticate"); h && ascii_lower(*h).find("invalid_token") != npos)
     return true;
-  return lower(service_error_text(res.body)).find("expired") != npos;
+  return ascii_lower(service_error_text(res.body)).find("expired") != npos;
 }
 
 SignStatus parse_sign_status(std::string_view body) {
@@ -368,18 +357,18 @@ std::string signature_algorithm(DigestAlg alg) {
 }
 
 bool status_succeeded(std::string_view status) {
-  return lower(std::string(status)) == "succeeded";
+  return ascii_lower(std::string(status)) == "succeeded";
 }
 
 bool status_failed(std::string_view status) {
-  std::string s = lower(std::string(status));
+  std::string s = ascii_lower(std::string(status));
   return s == "failed" || s == "timedout" || s == "notfound" || s == "canceled" || s == "cancelled";
 }
 
 std::optional<std::chrono::milliseconds> poll_retry_after(const http::Response& res) {
   auto h = res.header("retry-after");
   if (!h) return std::nullopt;
-  std::string v = trim(*h);
+  std::string v(trim(*h));
   if (v.empty() || v.size() > 6 ||
       !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
     return std::nullopt;  // an HTTP-date: fall back to the default pacing
@@ -392,14 +381,15 @@ bool same_origin(std::string_view url, std::string_view endpoint) {
   auto r = urls::parse_absolute_uri(url);
   return e && r && http::authority_as_written(url) && r->scheme_id() == urls::scheme::https &&
          !r->has_userinfo() &&
-         lower(std::string(r->encoded_host())) == lower(std::string(e->encoded_host())) &&
+         ascii_lower(std::string(r->encoded_host())) ==
+             ascii_lower(std::string(e->encoded_host())) &&
          r->port() == e->port();
 }
 
 std::string endpoint_region(std::string_view endpoint) {
   auto e = urls::parse_absolute_uri(endpoint);
   if (!e) return {};
-  std::string host = lower(std::string(e->encoded_host()));
+  std::string host = ascii_lower(std::string(e->encoded_host()));
   return host.substr(0, host.find('.'));
 }
 

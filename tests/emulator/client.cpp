@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/digest.hpp"
+#include "common/text.hpp"
 
 namespace emu_test {
 
@@ -96,7 +97,7 @@ std::optional<Reply> fetch(const Endpoints& ep, const Call& c) {
   r.status = res.result_int();
   for (const auto& f : res) {
     std::string name(f.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    name = ascii_lower(name);
     r.headers[name] = std::string(f.value());
   }
   r.body = res.body();

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "formats/format.hpp"
 #include "formats/pe.hpp"
 #include "support/fixtures.hpp"
@@ -41,18 +42,13 @@ class FileOutput final : public tsign::formats::SignedOutput {
   std::ofstream out_;
 };
 
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The last "<label> : HEX" of an osslsigncode output (the calculated value comes last).
 std::string last_hex(const std::string& output, const std::string& label) {
   std::regex re(label + R"(\s*:\s*([0-9A-Fa-f]+))");
   std::string found;
   for (std::sregex_iterator it(output.begin(), output.end(), re), end; it != end; ++it)
     found = (*it)[1];
-  return upper(found);
+  return tsign::ascii_upper(found);
 }
 
 std::string osslsigncode_verify(const fs::path& file, const std::string& extra = "") {
@@ -103,7 +99,7 @@ std::uint32_t reference_checksum(const Bytes& b, std::size_t checksum_offset) {
 }
 
 std::string digest_hex(const fs::path& p, DigestAlg alg) {
-  return upper(tsign::to_hex(tsign::formats::open(p)->digest(alg)));
+  return tsign::ascii_upper(tsign::to_hex(tsign::formats::open(p)->digest(alg)));
 }
 
 }  // namespace

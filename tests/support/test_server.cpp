@@ -22,6 +22,7 @@
 
 #include "common/bytes.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "http/url.hpp"
 
 namespace tsign::test {
@@ -146,7 +147,7 @@ struct TestServer::Impl {
       req.path = http::split_target(req.target).path;
       for (const auto& f : m) {
         std::string name(f.name_string());
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        name = ascii_lower(name);
         auto [it, inserted] = req.headers.emplace(name, std::string(f.value()));
         if (!inserted) it->second += ", " + std::string(f.value());
       }
