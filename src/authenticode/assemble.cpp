@@ -23,17 +23,6 @@ using namespace der;
 
 namespace {
 
-ASN1_STRING* bmp_string(std::string_view utf8, const char* what) {
-  ASN1_STRING* out = nullptr;
-  if (ASN1_mbstring_copy(&out, reinterpret_cast<const unsigned char*>(utf8.data()),
-                         static_cast<int>(utf8.size()), MBSTRING_UTF8, B_ASN1_BMPSTRING) < 0) {
-    ERR_clear_error();
-    throw InputError(std::string(what) +
-                     " is not valid UTF-8 text within the Basic Multilingual Plane");
-  }
-  return out;
-}
-
 ASN1_STRING* ia5_string(std::string_view text, const char* what) {
   ASN1_STRING* out = nullptr;
   if (ASN1_mbstring_copy(&out, reinterpret_cast<const unsigned char*>(text.data()),
@@ -44,25 +33,6 @@ ASN1_STRING* ia5_string(std::string_view text, const char* what) {
   return out;
 }
 
-// SpcPeImageData { flags = {} , file = SpcLink.file("<<<Obsolete>>>") }, as osslsigncode and
-// signtool write it.
-AsnTypePtr pe_image_data_value() {
-  PeImagePtr pe(asn1::SpcPeImageData_new());
-  SpcStringPtr obsolete(asn1::SpcString_new());
-  if (!pe || !obsolete) throw std::bad_alloc();
-  obsolete->type = asn1::kSpcStringUnicode;
-  obsolete->value.unicode = bmp_string("<<<Obsolete>>>", "the SpcLink file name");
-  SpcLinkPtr link(asn1::SpcLink_new());
-  if (!link) throw std::bad_alloc();
-  link->type = asn1::kSpcLinkFile;
-  link->value.file = obsolete.release();
-  pe->file = link.release();
-  ASN1_TYPE* t = nullptr;
-  if (!ASN1_TYPE_pack_sequence(asn1::SpcPeImageData_it(), pe.get(), &t))
-    throw FileError("cannot encode SpcPeImageData: " + openssl_error_text());
-  return AsnTypePtr(t);
-}
-
 Bytes opus_info_der(const SignOptions& opts) {
   OpusPtr opus(asn1::SpcSpOpusInfo_new());
   if (!opus) throw std::bad_alloc();
@@ -70,7 +40,7 @@ Bytes opus_info_der(const SignOptions& opts) {
     SpcStringPtr name(asn1::SpcString_new());
     if (!name) throw std::bad_alloc();
     name->type = asn1::kSpcStringUnicode;
-    name->value.unicode = bmp_string(opts.description, "description");
+    name->value.unicode = formats::bmp_string(opts.description, "description");
     opus->programName = name.release();
   }
   if (!opts.description_url.empty()) {
@@ -91,8 +61,8 @@ void add_attribute(STACK_OF(X509_ATTRIBUTE) * *sk, const ASN1_OBJECT* type, int 
 
 }  // namespace
 
-PreparedSignature PreparedSignature::prepare(formats::SpcKind kind, ByteView file_digest,
-                                             const SignOptions& opts) {
+PreparedSignature PreparedSignature::prepare(const formats::SignedContent& what,
+                                             ByteView file_digest, const SignOptions& opts) {
   PreparedSignature ps;
   ps.alg_ = opts.alg;
   const EVP_MD* md = evp_md(opts.alg);
@@ -100,30 +70,41 @@ PreparedSignature PreparedSignature::prepare(formats::SpcKind kind, ByteView fil
     throw FileError("the file digest has " + std::to_string(file_digest.size()) +
                     " bytes, not the size of " + std::string(digest_name(opts.alg)));
 
-  IndirectPtr idc(asn1::SpcIndirectDataContent_new());
-  if (!idc) throw std::bad_alloc();
-  switch (kind) {
-    case formats::SpcKind::pe_image: {
-      ASN1_OBJECT_free(idc->data->type);
-      idc->data->type = oid(asn1::kSpcPeImageData).release();
-      idc->data->value = pe_image_data_value().release();
-      break;
+  Bytes md_value;
+  if (what.is_own()) {
+    // A catalog: its own content is signed as it stands, and the file digest is the hash of
+    // that content's octets; a mismatch means the file changed since it was hashed.
+    ps.content_type_ = what.own_type;
+    ps.content_ = what.own_der;
+    md_value = hash(opts.alg, content_octets(ps.content_));
+    if (!equal(md_value, file_digest))
+      throw FileError("the file changed while it was being signed (its signed content differs)");
+  } else {
+    IndirectPtr idc(asn1::SpcIndirectDataContent_new());
+    if (!idc) throw std::bad_alloc();
+    ASN1_OBJECT_free(idc->data->type);
+    idc->data->type = oid(what.spc_type.c_str()).release();
+    if (!what.spc_value.empty()) {
+      const unsigned char* p = what.spc_value.data();
+      idc->data->value = d2i_ASN1_TYPE(nullptr, &p, static_cast<long>(what.spc_value.size()));
+      if (!idc->data->value || p != what.spc_value.data() + what.spc_value.size())
+        throw FileError("the format's SpcIndirectDataContent data is not one DER value");
     }
+    X509_ALGOR_set0(idc->messageDigest->digestAlgorithm, OBJ_nid2obj(EVP_MD_get_type(md)),
+                    V_ASN1_NULL, nullptr);
+    ASN1_OCTET_STRING_set(idc->messageDigest->digest, file_digest.data(),
+                          static_cast<int>(file_digest.size()));
+    ps.content_type_ = asn1::kSpcIndirectData;
+    ps.content_ = item_der(idc.get(), asn1::SpcIndirectDataContent_it(), "SpcIndirectDataContent");
+    md_value = hash(opts.alg, content_octets(ps.content_));
   }
-  X509_ALGOR_set0(idc->messageDigest->digestAlgorithm, OBJ_nid2obj(EVP_MD_get_type(md)),
-                  V_ASN1_NULL, nullptr);
-  ASN1_OCTET_STRING_set(idc->messageDigest->digest, file_digest.data(),
-                        static_cast<int>(file_digest.size()));
-  ps.indirect_data_ =
-      item_der(idc.get(), asn1::SpcIndirectDataContent_it(), "SpcIndirectDataContent");
 
   // The authenticated attributes. No signingTime: the time-stamp is the trusted time, and
   // signtool and jsign omit it too.
   STACK_OF(X509_ATTRIBUTE)* raw = nullptr;
-  auto spc_oid = oid(asn1::kSpcIndirectData);
-  add_attribute(&raw, OBJ_nid2obj(NID_pkcs9_contentType), V_ASN1_OBJECT, spc_oid.get(), -1);
+  auto content_oid = oid(ps.content_type_.c_str());
+  add_attribute(&raw, OBJ_nid2obj(NID_pkcs9_contentType), V_ASN1_OBJECT, content_oid.get(), -1);
   AttributesPtr attrs(raw);
-  Bytes md_value = hash(opts.alg, content_octets(ps.indirect_data_));
   add_attribute(&raw, OBJ_nid2obj(NID_pkcs9_messageDigest), V_ASN1_OCTET_STRING, md_value.data(),
                 static_cast<int>(md_value.size()));
 
@@ -195,17 +176,17 @@ Bytes PreparedSignature::assemble(const SignResult& result) const {
       throw FileError("cannot add a certificate: " + openssl_error_text());
   }
 
-  // contentInfo { SPC_INDIRECT_DATA, [0] EXPLICIT the SEQUENCE itself (not an OCTET STRING) }.
+  // contentInfo { SPC_INDIRECT_DATA (or a catalog's CTL), [0] EXPLICIT the SEQUENCE itself (not
+  // an OCTET STRING) }.
   PKCS7Ptr inner(PKCS7_new());
   AsnStringPtr seq(ASN1_STRING_type_new(V_ASN1_SEQUENCE));
   AsnTypePtr other(ASN1_TYPE_new());
   if (!inner || !seq || !other) throw std::bad_alloc();
-  if (ASN1_STRING_set(seq.get(), indirect_data_.data(), static_cast<int>(indirect_data_.size())) !=
-      1)
+  if (ASN1_STRING_set(seq.get(), content_.data(), static_cast<int>(content_.size())) != 1)
     throw std::bad_alloc();
   ASN1_TYPE_set(other.get(), V_ASN1_SEQUENCE, seq.release());
   ASN1_OBJECT_free(inner->type);
-  inner->type = oid(asn1::kSpcIndirectData).release();
+  inner->type = oid(content_type_.c_str()).release();
   inner->d.other = other.release();
   if (PKCS7_set_content(p7.get(), inner.get()) != 1)
     throw FileError("cannot set the signed content: " + openssl_error_text());

@@ -25,10 +25,11 @@ struct SignOptions {
 
 class PreparedSignature {
  public:
-  // Builds SpcIndirectDataContent for `kind` over `file_digest` and the authenticated
-  // attributes (contentType, messageDigest, SpcStatementType individual, SpcSpOpusInfo; no
-  // signingTime).
-  static PreparedSignature prepare(formats::SpcKind kind, ByteView file_digest,
+  // Builds the signed content the format asks for (formats::SignedContent: an
+  // SpcIndirectDataContent with the format's data member over `file_digest`, or a catalog's own
+  // content, whose hash `file_digest` must be) and the authenticated attributes (contentType,
+  // messageDigest, SpcStatementType individual, SpcSpOpusInfo; no signingTime).
+  static PreparedSignature prepare(const formats::SignedContent& what, ByteView file_digest,
                                    const SignOptions& opts);
 
   // H(DER of the authenticated attributes as a SET OF): what the Signer signs.
@@ -42,8 +43,9 @@ class PreparedSignature {
 
  private:
   DigestAlg alg_ = DigestAlg::sha256;
-  Bytes indirect_data_;  // DER SpcIndirectDataContent
-  Bytes attrs_;          // DER SET OF authenticated attributes
+  std::string content_type_;  // dotted OID of the signed content
+  Bytes content_;             // DER of the signed content (SpcIndirectDataContent or a CTL)
+  Bytes attrs_;               // DER SET OF authenticated attributes
   Bytes to_sign_;
 };
 
@@ -101,5 +103,8 @@ VerifyResult verify(formats::SignableFile& file, const VerifyOptions& opts);
 
 // Leaf certificate facts for the summary and report.
 SignatureReport describe_certificate(X509* leaf);
+
+// The DER of `cert` (for SignableFile::check_signing_certificate).
+Bytes certificate_der(X509* cert);
 
 }  // namespace tsign::authenticode

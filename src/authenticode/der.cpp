@@ -21,6 +21,14 @@ AsnObjectPtr oid(const char* dotted) {
   return o;
 }
 
+std::string object_text(const ASN1_OBJECT* o) {
+  if (!o) return "(none)";
+  char buf[128];
+  int n = OBJ_obj2txt(buf, sizeof buf, o, 1);
+  if (n <= 0) return "(unreadable)";
+  return std::string(buf, static_cast<std::size_t>(std::min<int>(n, sizeof buf - 1)));
+}
+
 // DER of `value` with the ASN.1 template `it`.
 Bytes item_der(const void* value, const ASN1_ITEM* it, const char* what) {
   unsigned char* out = nullptr;

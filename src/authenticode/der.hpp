@@ -31,7 +31,6 @@ using MdCtxPtr = OsslPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
 using StoreCtxPtr = OsslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
 using TstInfoPtr = OsslPtr<TS_TST_INFO, TS_TST_INFO_free>;
 using IndirectPtr = OsslPtr<asn1::SpcIndirectDataContent, asn1::SpcIndirectDataContent_free>;
-using PeImagePtr = OsslPtr<asn1::SpcPeImageData, asn1::SpcPeImageData_free>;
 using OpusPtr = OsslPtr<asn1::SpcSpOpusInfo, asn1::SpcSpOpusInfo_free>;
 using SpcStringPtr = OsslPtr<asn1::SpcString, asn1::SpcString_free>;
 using SpcLinkPtr = OsslPtr<asn1::SpcLink, asn1::SpcLink_free>;
@@ -57,6 +56,8 @@ using CmsPtr = OsslPtr<CMS_ContentInfo, CMS_ContentInfo_free>;
 
 // The OID `dotted` (e.g. asn1::kSpcIndirectData).
 AsnObjectPtr oid(const char* dotted);
+// The dotted text of `o` ("1.3.6.1.4.1.311.2.1.15"), for messages; "(none)" when null.
+std::string object_text(const ASN1_OBJECT* o);
 
 // DER of `value` with the ASN.1 template `it`; FileError naming `what` when OpenSSL cannot.
 Bytes item_der(const void* value, const ASN1_ITEM* it, const char* what);

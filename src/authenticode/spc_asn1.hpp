@@ -7,22 +7,20 @@
 //   SpcAttributeTypeAndOptionalValue ::= SEQUENCE { type OBJECT IDENTIFIER,
 //                                                   value ANY DEFINED BY type OPTIONAL }
 //   DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }
-//   SpcPeImageData ::= SEQUENCE { flags SpcPeImageFlags DEFAULT {includeResources},
-//                                 file [0] EXPLICIT SpcLink OPTIONAL }
-//   SpcLink ::= CHOICE { url [0] IMPLICIT IA5String, moniker [1] IMPLICIT SpcSerializedObject,
-//                        file [2] EXPLICIT SpcString }
-//   SpcSerializedObject ::= SEQUENCE { classId OCTET STRING, serializedData OCTET STRING }
-//   SpcString ::= CHOICE { unicode [0] IMPLICIT BMPString, ascii [1] IMPLICIT IA5String }
 //   SpcSpOpusInfo ::= SEQUENCE { programName [0] EXPLICIT SpcString OPTIONAL,
 //                                moreInfo [1] EXPLICIT SpcLink OPTIONAL }
 //   SpcStatementType ::= SEQUENCE OF OBJECT IDENTIFIER
 //
+// SpcString and SpcLink, shared with the formats' data values, are declared in
+// formats/spc_data.hpp: each format builds its own SpcIndirectDataContent data member there.
 // Internal to src/authenticode/ (and its tests).
 #pragma once
 
 #include <openssl/asn1.h>
 #include <openssl/asn1t.h>
 #include <openssl/x509.h>
+
+#include "formats/spc_data.hpp"
 
 namespace tsign::authenticode::asn1 {
 
@@ -31,48 +29,23 @@ namespace tsign::authenticode::asn1 {
 inline constexpr const char* kSpcIndirectData = "1.3.6.1.4.1.311.2.1.4";
 inline constexpr const char* kSpcStatementType = "1.3.6.1.4.1.311.2.1.11";
 inline constexpr const char* kSpcSpOpusInfo = "1.3.6.1.4.1.311.2.1.12";
-inline constexpr const char* kSpcPeImageData = "1.3.6.1.4.1.311.2.1.15";
 inline constexpr const char* kSpcIndividualSpKeyPurpose = "1.3.6.1.4.1.311.2.1.21";
 inline constexpr const char* kSpcNestedSignature = "1.3.6.1.4.1.311.2.4.1";
 inline constexpr const char* kSpcRfc3161Timestamp = "1.3.6.1.4.1.311.3.3.1";
 
-struct SpcString {
-  int type;
-  union {
-    ASN1_BMPSTRING* unicode;
-    ASN1_IA5STRING* ascii;
-  } value;
-};
-DECLARE_ASN1_FUNCTIONS(SpcString)
-
-struct SpcSerializedObject {
-  ASN1_OCTET_STRING* classId;
-  ASN1_OCTET_STRING* serializedData;
-};
-DECLARE_ASN1_FUNCTIONS(SpcSerializedObject)
-
-struct SpcLink {
-  int type;
-  union {
-    ASN1_IA5STRING* url;
-    SpcSerializedObject* moniker;
-    SpcString* file;
-  } value;
-};
-DECLARE_ASN1_FUNCTIONS(SpcLink)
-
-// SpcLink CHOICE selectors (the position of the alternative in the template).
-inline constexpr int kSpcLinkUrl = 0;
-inline constexpr int kSpcLinkMoniker = 1;
-inline constexpr int kSpcLinkFile = 2;
-inline constexpr int kSpcStringUnicode = 0;
-inline constexpr int kSpcStringAscii = 1;
-
-struct SpcPeImageData {
-  ASN1_BIT_STRING* flags;
-  SpcLink* file;
-};
-DECLARE_ASN1_FUNCTIONS(SpcPeImageData)
+using formats::asn1::kSpcLinkFile;
+using formats::asn1::kSpcLinkMoniker;
+using formats::asn1::kSpcLinkUrl;
+using formats::asn1::kSpcStringAscii;
+using formats::asn1::kSpcStringUnicode;
+using formats::asn1::SpcLink;
+using formats::asn1::SpcLink_free;
+using formats::asn1::SpcLink_it;
+using formats::asn1::SpcLink_new;
+using formats::asn1::SpcString;
+using formats::asn1::SpcString_free;
+using formats::asn1::SpcString_it;
+using formats::asn1::SpcString_new;
 
 struct SpcAttributeTypeAndOptionalValue {
   ASN1_OBJECT* type;

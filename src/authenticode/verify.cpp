@@ -33,6 +33,7 @@ struct Verifier {
   X509_STORE* tsa_roots = nullptr;
   std::map<DigestAlg, Bytes> file_digests;  // each algorithm's file digest computed once
   std::vector<SignatureReport> reports;
+  formats::SignedContent expected = file.signed_content();  // what a signature of it must sign
 
   const Bytes& file_digest(DigestAlg alg) {
     auto it = file_digests.find(alg);
@@ -179,43 +180,57 @@ struct Verifier {
     auto problem = [&](std::string s) { reports[index].problems.push_back(std::move(s)); };
 
     PKCS7* contents = p7->d.sign->contents;
-    auto spc_oid = oid(asn1::kSpcIndirectData);
-    if (!contents || !contents->type || OBJ_cmp(contents->type, spc_oid.get()) != 0) {
-      problem("the signed content is not SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4)");
+    auto content_oid = oid(expected.is_own() ? expected.own_type.c_str() : asn1::kSpcIndirectData);
+    if (!contents || !contents->type || OBJ_cmp(contents->type, content_oid.get()) != 0) {
+      problem(expected.is_own() ? "the signed content is not this file's own content type (" +
+                                      expected.own_type + ")"
+                                : std::string("the signed content is not SpcIndirectDataContent "
+                                              "(1.3.6.1.4.1.311.2.1.4)"));
       return;
     }
-    // The content is [0] EXPLICIT SpcIndirectDataContent; a few old signers wrapped it in an
-    // OCTET STRING, which Windows also accepts.
-    std::optional<ByteView> indirect_der;
+    // The content is [0] EXPLICIT SEQUENCE; a few old signers wrapped it in an OCTET STRING,
+    // which Windows also accepts.
+    std::optional<ByteView> content_der;
     if (contents->d.other && contents->d.other->type == V_ASN1_SEQUENCE)
-      indirect_der = sequence_der(contents->d.other);
+      content_der = sequence_der(contents->d.other);
     else if (contents->d.other && contents->d.other->type == V_ASN1_OCTET_STRING)
-      indirect_der = string_bytes(contents->d.other->value.octet_string);
-    if (!indirect_der) {
-      problem("the SpcIndirectDataContent is missing");
-      return;
-    }
-    const unsigned char* p = indirect_der->data();
-    IndirectPtr idc(
-        asn1::d2i_SpcIndirectDataContent(nullptr, &p, static_cast<long>(indirect_der->size())));
-    if (!idc) {
-      ERR_clear_error();
-      problem("the SpcIndirectDataContent cannot be parsed");
+      content_der = string_bytes(contents->d.other->value.octet_string);
+    if (!content_der) {
+      problem(expected.is_own() ? "the signed content is missing"
+                                : "the SpcIndirectDataContent is missing");
       return;
     }
 
     // 1. The file's digest.
-    int file_nid = OBJ_obj2nid(idc->messageDigest->digestAlgorithm->algorithm);
-    auto file_alg = digest_from_nid(file_nid);
-    if (!file_alg) {
-      problem(std::string("unsupported file digest algorithm ") +
-              (file_nid != NID_undef ? OBJ_nid2sn(file_nid) : "(unknown)"));
+    if (expected.is_own()) {
+      // A catalog's signature carries the catalog itself: the content must be the file's.
+      if (!equal(*content_der, expected.own_der))
+        problem("the signed content differs from the file's (the file was modified after signing)");
     } else {
-      reports[index].alg = *file_alg;
-      if (!equal(file_digest(*file_alg), string_bytes(idc->messageDigest->digest)))
-        problem(
-            "the file's digest does not match the signed digest (the file was modified "
-            "after signing)");
+      const unsigned char* p = content_der->data();
+      IndirectPtr idc(
+          asn1::d2i_SpcIndirectDataContent(nullptr, &p, static_cast<long>(content_der->size())));
+      if (!idc) {
+        ERR_clear_error();
+        problem("the SpcIndirectDataContent cannot be parsed");
+        return;
+      }
+      auto data_oid = oid(expected.spc_type.c_str());
+      if (OBJ_cmp(idc->data->type, data_oid.get()) != 0)
+        problem("the signature is for another kind of file (its SpcIndirectDataContent data is " +
+                object_text(idc->data->type) + ", not " + expected.spc_type + ")");
+      int file_nid = OBJ_obj2nid(idc->messageDigest->digestAlgorithm->algorithm);
+      auto file_alg = digest_from_nid(file_nid);
+      if (!file_alg) {
+        problem(std::string("unsupported file digest algorithm ") +
+                (file_nid != NID_undef ? OBJ_nid2sn(file_nid) : "(unknown)"));
+      } else {
+        reports[index].alg = *file_alg;
+        if (!equal(file_digest(*file_alg), string_bytes(idc->messageDigest->digest)))
+          problem(
+              "the file's digest does not match the signed digest (the file was modified "
+              "after signing)");
+      }
     }
 
     auto* infos = PKCS7_get_signer_info(p7);
@@ -232,17 +247,20 @@ struct Verifier {
     }
 
     // 2. The signed attributes bind the content.
+    if (expected.is_own()) {
+      if (auto a = digest_from_nid(OBJ_obj2nid(si->digest_alg->algorithm))) reports[index].alg = *a;
+    }
     ASN1_TYPE* ct = PKCS7_get_signed_attribute(si, NID_pkcs9_contentType);
-    if (!ct || ct->type != V_ASN1_OBJECT || OBJ_cmp(ct->value.object, spc_oid.get()) != 0)
-      problem("the contentType signed attribute is not SpcIndirectDataContent");
+    if (!ct || ct->type != V_ASN1_OBJECT || OBJ_cmp(ct->value.object, content_oid.get()) != 0)
+      problem("the contentType signed attribute does not name the signed content's type");
     ASN1_OCTET_STRING* md_attr = PKCS7_digest_from_attributes(si->auth_attr);
     Bytes expect(EVP_MAX_MD_SIZE);
     unsigned int n = 0;
-    ByteView content = content_octets(*indirect_der);
+    ByteView content = content_octets(*content_der);
     EVP_Digest(content.data(), content.size(), expect.data(), &n, si_md, nullptr);
     expect.resize(n);
     if (!md_attr || !equal(expect, string_bytes(md_attr)))
-      problem("the messageDigest signed attribute does not match the SpcIndirectDataContent");
+      problem("the messageDigest signed attribute does not match the signed content");
 
     // 3. The signer's certificate and its signature over the attributes.
     X509* leaf = X509_find_by_issuer_and_serial(p7->d.sign->cert, si->issuer_and_serial->issuer,
@@ -346,6 +364,15 @@ SignatureReport describe_certificate(X509* leaf) {
   r.not_before = iso8601(X509_get0_notBefore(leaf));
   r.not_after = iso8601(X509_get0_notAfter(leaf));
   return r;
+}
+
+Bytes certificate_der(X509* cert) {
+  unsigned char* out = nullptr;
+  int n = cert ? i2d_X509(cert, &out) : -1;
+  if (n <= 0) throw FileError("cannot encode the signing certificate: " + openssl_error_text());
+  Bytes der(out, out + n);
+  OPENSSL_free(out);
+  return der;
 }
 
 }  // namespace tsign::authenticode

@@ -185,6 +185,8 @@ int run_signing(Options& o, Mode mode) {
   // Everything that can be checked before a token is requested, is.
   auto factory = signer_factory(o);
   auto selection = engine::select_files(sreq);
+  for (const auto& k : selection.skipped)
+    log.warning(platform::to_utf8(k.path) + ": skipped: " + k.reason);
   for (const auto& t : selection.temporaries)
     log.warning(platform::to_utf8(t) +
                 ": a temporary file of tsign, not signed; unless a tsign run is writing there "

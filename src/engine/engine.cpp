@@ -328,6 +328,10 @@ class Run {
             co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
         Bytes der = prep.signature->assemble(res);
+        // The format's own rule about the certificate (an app package's Publisher must be its
+        // subject), before a time-stamp is requested for the signature.
+        prep.file->check_signing_certificate(
+            authenticode::certificate_der(res.chain.front().get()));
         if (!result_.certificate && !res.chain.empty())
           result_.certificate = authenticode::describe_certificate(res.chain.front().get());
         if (tsa_) {
@@ -397,8 +401,8 @@ class Run {
         std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
     p.digest = p.file->digest(settings_.sign.alg);
     r.sha256_before = before.get();
-    p.signature =
-        authenticode::PreparedSignature::prepare(p.file->spc_kind(), p.digest, settings_.sign);
+    p.signature = authenticode::PreparedSignature::prepare(p.file->signed_content(), p.digest,
+                                                           settings_.sign);
     return p;
   }
 
@@ -421,7 +425,7 @@ class Run {
     // The copy is checked before it replaces the original: parsed again as a whole by the format
     // (structure, certificate table at the end, nothing smuggled after the signature) and its
     // signature must be exactly the one built and verified above.
-    auto copy = formats::open(out.read_path());
+    auto copy = formats::open(out.read_path(), r.target);
     auto embedded = copy->existing_signature();
     if (!embedded || *embedded != der)
       throw FileError(platform::to_utf8(r.path) +

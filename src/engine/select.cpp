@@ -136,7 +136,13 @@ Selection select_files(const SelectionRequest& req) {
                               [&](const std::string& f) { return matches_filter(name, f); });
         if (!ok) continue;
       } else if (!formats::is_supported(entry.path())) {
-        continue;  // no filter: every file of a supported format
+        // No filter: every file of a supported format. What signtool would sign and tsign does
+        // not yet is listed as skipped, so a drop-in user sees it was not signed.
+        auto kind = formats::unsupported_kind(entry.path());
+        if (!kind.empty())
+          sel.skipped.push_back({entry.path(), entry.path(),
+                                 std::string(kind) + ", a format tsign does not sign yet"});
+        continue;
       }
       if (outside) {
         auto target = normal(entry.path());
@@ -231,14 +237,16 @@ Selection select_files(const SelectionRequest& req) {
   std::sort(sel.files.begin(), sel.files.end(),
             [](const SelectedFile& a, const SelectedFile& b) { return a.path < b.path; });
   std::sort(temporaries.begin(), temporaries.end());
+  std::sort(sel.skipped.begin(), sel.skipped.end(),
+            [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
   sel.temporaries = std::move(temporaries);
 
   if (sel.files.empty()) {
     std::string msg = "no files to sign: searched ";
     for (std::size_t i = 0; i < searched.size(); ++i) msg += (i ? ", " : "") + searched[i];
     if (!sel.skipped.empty())
-      msg += " (" + std::to_string(sel.skipped.size()) +
-             " symbolic link(s) leading outside the folder skipped)";
+      msg += " (" + std::to_string(sel.skipped.size()) + " skipped; the first, '" +
+             platform::to_utf8(sel.skipped.front().path) + "': " + sel.skipped.front().reason + ")";
     throw InputError(msg);
   }
   return sel;

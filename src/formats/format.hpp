@@ -1,12 +1,15 @@
 // The file-format interface: everything the signing pipeline needs to know about one kind of
-// signable file. Each format lives in its own file and names the specification it implements;
-// the registry (registry.cpp) picks the format by content, never by extension alone.
+// signable file (docs/formats.md). Each format lives in its own file and names the
+// specification it implements; the registry (registry.cpp) picks the format by content, and by
+// file name only where content cannot decide. Adding a format is one src/formats/<name>.{hpp,cpp}
+// and one registry row: the Authenticode assembly, the engine and the command line do not change.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -15,9 +18,18 @@
 
 namespace tsign::formats {
 
-// Which SpcIndirectDataContent "data" member a format's signature carries (authenticode.md).
-enum class SpcKind {
-  pe_image,  // SpcPeImageData, 1.3.6.1.4.1.311.2.1.15
+// What a signature of a format signs (docs/authenticode.md, "Other formats"). Most formats are
+// signed through an SpcIndirectDataContent { data = {spc_type, spc_value}, messageDigest =
+// digest(alg) }: the format names its own data member (SpcPeImageData, SpcSipInfo with its SIP's
+// GUID, …), built with formats/spc_data.hpp. A catalog instead signs its own content, a
+// certificate trust list, unchanged: own_type and own_der are set, and digest(alg) is the hash
+// of that content's octets (what the messageDigest attribute holds).
+struct SignedContent {
+  std::string spc_type;  // dotted OID of SpcAttributeTypeAndOptionalValue.type
+  Bytes spc_value;       // DER of its value (empty: absent)
+  std::string own_type;  // dotted OID of the file's own content type (catalogs only)
+  Bytes own_der;         // DER of that content, [0] EXPLICIT's inner SEQUENCE
+  bool is_own() const { return !own_type.empty(); }
 };
 
 // Where write_signed puts the bytes (a ReplaceFile in production, memory in tests).
@@ -33,7 +45,7 @@ class SignableFile {
   virtual ~SignableFile() = default;
 
   virtual std::string_view format_name() const = 0;  // "pe" (as in the JSON report)
-  virtual SpcKind spc_kind() const = 0;
+  virtual SignedContent signed_content() const = 0;
   const std::filesystem::path& path() const { return path_; }
   virtual std::uint64_t size() const = 0;
 
@@ -51,8 +63,24 @@ class SignableFile {
     (void)max_signature_bytes;
   }
 
+  // Throws FileError naming the file if it must not be signed with this certificate (DER of the
+  // leaf). An app package's Publisher must equal the certificate's subject; the engine calls this
+  // before the signed copy is written. Most formats accept any code-signing certificate.
+  virtual void check_signing_certificate(ByteView leaf_der) const { (void)leaf_der; }
+
   // Writes the whole file with `pkcs7_der` (a DER ContentInfo) as its only signature, replacing
   // any existing one, to `out` (streamed). The caller makes `out` replace the file atomically.
+  // The contract every format keeps:
+  //  - everything the digest covers is copied byte for byte; only the signature's own place
+  //    (and the fields that describe it: a PE's certificate-table entry and checksum, a
+  //    compound file's directory and allocation tables, a cabinet's reserve) may differ, so the
+  //    digest of the written file equals the digest of the original;
+  //  - the file is re-read, not trusted from an earlier pass: the structure is checked again
+  //    while copying, and a file that no longer has the layout it had when it was opened (it was
+  //    edited or replaced) throws FileError "changed while it was being signed";
+  //  - memory stays bounded (a buffer, a table), never the file's size;
+  //  - nothing is written anywhere but `out`; on any throw the caller discards `out`, so the
+  //    original stays as it was.
   // Returns the format's digest (`alg`) of the bytes exactly as they were written to `out`: the
   // caller compares it with the digest that was signed, so a file edited while it was being
   // signed is never embedded with a signature over other bytes.
@@ -64,7 +92,9 @@ class SignableFile {
   virtual std::vector<Bytes> other_signatures() { return {}; }
 
   // append-signature: as write_signed, but the other signatures stay, unchanged, after the new
-  // primary one (replacing drops them: the new signature is then the file's only one).
+  // primary one (replacing drops them: the new signature is then the file's only one). Nesting
+  // into the primary signature (1.3.6.1.4.1.311.2.4.1) works for every format and is done by the
+  // caller; this is only for formats with a list of signatures.
   virtual Bytes write_signed_keeping_others(ByteView pkcs7_der, SignedOutput& out,
                                             DigestAlg alg = DigestAlg::sha256) {
     return write_signed(pkcs7_der, out, alg);
@@ -77,11 +107,19 @@ class SignableFile {
   std::filesystem::path path_;
 };
 
-// Opens `path` as the first format whose content matches. Throws FileError naming the file and
-// why when no format applies or the file is malformed.
-std::unique_ptr<SignableFile> open(const std::filesystem::path& path);
+// Opens `path` as the first format whose content matches (or, for formats content cannot tell
+// apart, whose extensions include that of `name`: by default `path` itself; a signed copy being
+// checked under a temporary name passes the name of the file it will replace). Throws FileError
+// naming the file and why when no format applies or the file is malformed.
+std::unique_ptr<SignableFile> open(const std::filesystem::path& path,
+                                   const std::filesystem::path& name = {});
 
 // True if some format recognises the content (for the file selection; never throws for I/O).
 bool is_supported(const std::filesystem::path& path);
+
+// For a file no format recognises: what signtool would sign it as, by its extension, when tsign
+// does not sign that kind yet ("a PowerShell script"), so a folder scan can list it as skipped
+// with a warning instead of leaving it unsigned without a word. Empty for every other file.
+std::string_view unsupported_kind(const std::filesystem::path& path);
 
 }  // namespace tsign::formats

@@ -16,6 +16,7 @@
 
 #include "common/error.hpp"
 #include "common/ossl.hpp"
+#include "formats/spc_data.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::formats::pe {
@@ -511,7 +512,9 @@ class PeFile final : public SignableFile {
       : SignableFile(p), name_(platform::to_utf8(p)), layout_(std::move(layout)) {}
 
   std::string_view format_name() const override { return "pe"; }
-  SpcKind spc_kind() const override { return SpcKind::pe_image; }
+  SignedContent signed_content() const override {
+    return {std::string(kSpcPeImageDataOid), pe_image_data_der(), {}, {}};
+  }
   std::uint64_t size() const override { return layout_.file_size; }
 
   Bytes digest(DigestAlg alg) override {

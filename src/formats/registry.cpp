@@ -1,9 +1,11 @@
-// The format registry: picks a file's format by its content, never by its extension alone.
-// Adding a format is one line in kFormats.
+// The format registry: picks a file's format by its content, and by its extension only for
+// formats whose content cannot decide (docs/formats.md). Adding a format is one row in kFormats
+// (and, once it is supported, the removal of its row in kNotYet).
 #include <array>
 #include <string>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "formats/format.hpp"
 #include "formats/pe.hpp"
 #include "platform/platform.hpp"
@@ -14,18 +16,54 @@ namespace {
 
 struct Format {
   std::string_view name;  // as listed to the user
+  // Content detection (reads the first bytes). Null for a format content cannot tell apart
+  // (a script is any text): it is chosen by `extensions` instead, after every content check.
   bool (*detect)(platform::ReadFile&);
+  std::string_view extensions;  // ".ps1 .psm1": lower case, space-separated; name-chosen only
   std::unique_ptr<SignableFile> (*open)(const std::filesystem::path&);
 };
 
-// Tried in order; the first whose content detection matches wins.
+// Content formats are tried in order, the first match wins; then the name-chosen ones.
 constexpr std::array kFormats{
-    Format{"PE", &pe::detect, &pe::open},
+    Format{"PE", &pe::detect, {}, &pe::open},
 };
 
-const Format* find(platform::ReadFile& f) {
+// What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
+// such files as skipped with a warning rather than passing over them in silence.
+struct NotYet {
+  std::string_view extensions;
+  std::string_view kind;
+};
+constexpr std::array kNotYet{
+    NotYet{".msi .msp .msm", "a Windows Installer package"},
+    NotYet{".cab", "a cabinet"},
+    NotYet{".cat", "a security catalog"},
+    NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
+    NotYet{".mof", "a MOF file"},
+    NotYet{".js", "a JScript file"},
+    NotYet{".vbs", "a VBScript file"},
+    NotYet{".wsf", "a Windows Script File"},
+    NotYet{".appx .msix .appxbundle .msixbundle", "a Windows app package"},
+};
+
+// True if the lower-cased extension of `path` (".ps1") is one of `list`'s words.
+bool has_extension(const std::filesystem::path& path, std::string_view list) {
+  std::string ext = ascii_lower(platform::to_utf8(path.extension()));
+  if (ext.size() < 2) return false;
+  for (std::size_t at = 0; at < list.size();) {
+    std::size_t end = list.find(' ', at);
+    if (end == std::string_view::npos) end = list.size();
+    if (list.substr(at, end - at) == ext) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+const Format* find(platform::ReadFile& f, const std::filesystem::path& path) {
   for (const auto& fmt : kFormats)
-    if (fmt.detect(f)) return &fmt;
+    if (fmt.detect && fmt.detect(f)) return &fmt;
+  for (const auto& fmt : kFormats)
+    if (!fmt.detect && has_extension(path, fmt.extensions)) return &fmt;
   return nullptr;
 }
 
@@ -40,28 +78,40 @@ std::string supported_list() {
 
 }  // namespace
 
-std::unique_ptr<SignableFile> open(const std::filesystem::path& path) {
+std::unique_ptr<SignableFile> open(const std::filesystem::path& path,
+                                   const std::filesystem::path& name) {
+  const auto& named = name.empty() ? path : name;
   const Format* fmt = nullptr;
   {
     // Closed again before the format opens it: detection only needs the first bytes.
     platform::ReadFile f(path);
-    fmt = find(f);
+    fmt = find(f, named);
   }
-  if (!fmt)
-    throw FileError(platform::to_utf8(path) + ": not a supported file format (" + supported_list() +
-                    ")");
+  if (!fmt) {
+    std::string_view kind = unsupported_kind(named);
+    throw FileError(platform::to_utf8(path) + ": not a supported file format" +
+                    (kind.empty() ? std::string()
+                                  : ": " + std::string(kind) + ", which tsign does not sign yet") +
+                    " (tsign signs " + supported_list() + ")");
+  }
   return fmt->open(path);
 }
 
 bool is_supported(const std::filesystem::path& path) {
   try {
     platform::ReadFile f(path);
-    return find(f) != nullptr;
+    return find(f, path) != nullptr;
   } catch (const Error&) {
     return false;
   } catch (const std::exception&) {
     return false;
   }
+}
+
+std::string_view unsupported_kind(const std::filesystem::path& path) {
+  for (const auto& n : kNotYet)
+    if (has_extension(path, n.extensions)) return n.kind;
+  return {};
 }
 
 }  // namespace tsign::formats

@@ -50,7 +50,7 @@ TEST_CASE("assemble builds the SignedData Authenticode expects", "[authenticode]
     opts.description = "tsign tëst program";
     opts.description_url = "https://example.com/tsign";
     Bytes file_digest = hash(alg, content_bytes(1000));
-    auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image, file_digest, opts);
+    auto prepared = PreparedSignature::prepare(pe_content(), file_digest, opts);
     REQUIRE(prepared.digest_to_sign().size() == digest_size(alg));
     auto result = run_coro(s->sign(prepared.digest_to_sign(), alg));
     // The chain given twice: the SignedData must still carry each certificate once.
@@ -115,8 +115,7 @@ TEST_CASE("ECDSA leaf: ecdsa-with-SHAxxx and a verifying signature", "[authentic
 TEST_CASE("assemble refuses a signature that does not verify", "[authenticode]") {
   auto s = leaf_signer();
   SignOptions opts;
-  auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image,
-                                             hash(opts.alg, content_bytes(10)), opts);
+  auto prepared = PreparedSignature::prepare(pe_content(), hash(opts.alg, content_bytes(10)), opts);
   auto result = run_coro(s->sign(prepared.digest_to_sign(), opts.alg));
   REQUIRE_NOTHROW(prepared.assemble(result));
   result.signature[result.signature.size() / 2] ^= 0x01;
@@ -136,8 +135,7 @@ TEST_CASE("assemble refuses a signature that does not verify", "[authenticode]")
 TEST_CASE("assemble refuses a leaf without the codeSigning EKU", "[authenticode]") {
   auto s = signer::make_local_key_signer(fixture("leaf-noeku.key"), fixture("leaf-noeku.pem"));
   SignOptions opts;
-  auto prepared = PreparedSignature::prepare(formats::SpcKind::pe_image,
-                                             hash(opts.alg, content_bytes(10)), opts);
+  auto prepared = PreparedSignature::prepare(pe_content(), hash(opts.alg, content_bytes(10)), opts);
   auto result = run_coro(s->sign(prepared.digest_to_sign(), opts.alg));
   REQUIRE(contains(thrown_message<FileError>([&] { prepared.assemble(result); }), "codeSigning"));
 }
@@ -146,7 +144,7 @@ TEST_CASE("prepare rejects a digest of the wrong size", "[authenticode]") {
   SignOptions opts;
   opts.alg = DigestAlg::sha384;
   Bytes d = hash(DigestAlg::sha256, content_bytes(10));
-  REQUIRE_THROWS_AS(PreparedSignature::prepare(formats::SpcKind::pe_image, d, opts), FileError);
+  REQUIRE_THROWS_AS(PreparedSignature::prepare(pe_content(), d, opts), FileError);
 }
 
 TEST_CASE("verify reports each problem", "[authenticode]") {

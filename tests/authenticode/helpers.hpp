@@ -15,6 +15,7 @@
 #include "authenticode/authenticode.hpp"
 #include "common/digest.hpp"
 #include "formats/format.hpp"
+#include "formats/spc_data.hpp"
 #include "signer/local_key.hpp"
 #include "signer/signer.hpp"
 #include "support/coro.hpp"
@@ -23,11 +24,15 @@
 
 namespace tsign::test {
 
+// What a PE signature signs (SpcPeImageData): the content the tests' files claim.
+inline formats::SignedContent pe_content() {
+  return {std::string(formats::kSpcPeImageDataOid), formats::pe_image_data_der(), {}, {}};
+}
+
 // The whole signing sequence above the Signer, for a file digest.
 inline Bytes sign_digest(signer::Signer& s, ByteView file_digest,
                          const authenticode::SignOptions& opts) {
-  auto prepared =
-      authenticode::PreparedSignature::prepare(formats::SpcKind::pe_image, file_digest, opts);
+  auto prepared = authenticode::PreparedSignature::prepare(pe_content(), file_digest, opts);
   auto result = run_coro(s.sign(prepared.digest_to_sign(), opts.alg));
   return prepared.assemble(result);
 }
@@ -38,7 +43,7 @@ class MemoryFile : public formats::SignableFile {
  public:
   explicit MemoryFile(Bytes content) : SignableFile("memory.bin"), content_(std::move(content)) {}
   std::string_view format_name() const override { return "memory"; }
-  formats::SpcKind spc_kind() const override { return formats::SpcKind::pe_image; }
+  formats::SignedContent signed_content() const override { return pe_content(); }
   std::uint64_t size() const override { return content_.size(); }
   Bytes digest(DigestAlg alg) override {
     ++digest_calls;

@@ -120,7 +120,8 @@ TEST_CASE("every PE fixture is detected and opened", "[pe]") {
     CHECK(tsign::formats::is_supported(path));
     auto f = tsign::formats::open(path);
     CHECK(f->format_name() == "pe");
-    CHECK(f->spc_kind() == tsign::formats::SpcKind::pe_image);
+    CHECK(f->signed_content().spc_type == "1.3.6.1.4.1.311.2.1.15");  // SpcPeImageData
+    CHECK_FALSE(f->signed_content().is_own());
     CHECK(f->size() == fs::file_size(path));
     CHECK(f->existing_signature().has_value() == c.is_signed);
 

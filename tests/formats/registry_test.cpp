@@ -1,4 +1,5 @@
-// The format registry: content detection, not extensions, picks the format.
+// The format registry: content detection, not extensions, picks the format; what signtool signs
+// and tsign does not yet is named, never passed over.
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
@@ -30,7 +31,7 @@ TEST_CASE("the registry refuses what no format recognises", "[registry]") {
   } catch (const tsign::FileError& e) {
     message = e.what();
   }
-  CHECK(message == text.string() + ": not a supported file format (PE)");
+  CHECK(message == text.string() + ": not a supported file format (tsign signs PE)");
   CHECK_THROWS_AS(tsign::formats::open(tmp / "missing.exe"), tsign::FileError);
 }
 
@@ -42,4 +43,25 @@ TEST_CASE("a malformed PE is still recognised, so it fails loudly instead of bei
   tsign::test::write_all(tmp / "bad.exe", b);
   CHECK(tsign::formats::is_supported(tmp / "bad.exe"));
   CHECK_THROWS_AS(tsign::formats::open(tmp / "bad.exe"), tsign::FileError);
+}
+
+TEST_CASE("the registry names what signtool signs and tsign does not yet", "[registry]") {
+  tsign::test::TempDir tmp("registry");
+  const auto script = tmp / "Install.PS1";
+  tsign::test::write_all(script, {'W', 'r', 'i', 't', 'e', '-', 'H', 'o', 's', 't'});
+  CHECK_FALSE(tsign::formats::is_supported(script));
+  CHECK(tsign::formats::unsupported_kind(script) == "a PowerShell script");
+  CHECK(tsign::formats::unsupported_kind(tmp / "app.msixbundle") == "a Windows app package");
+  CHECK(tsign::formats::unsupported_kind(tmp / "notes.txt").empty());
+  CHECK(tsign::formats::unsupported_kind(tmp / "ps1").empty());  // a name, not an extension
+
+  std::string message;
+  try {
+    tsign::formats::open(script);
+  } catch (const tsign::FileError& e) {
+    message = e.what();
+  }
+  CHECK(message == script.string() +
+                       ": not a supported file format: a PowerShell script, which tsign does not "
+                       "sign yet (tsign signs PE)");
 }

@@ -6,6 +6,7 @@
 
 #include "authenticode/authenticode.hpp"
 #include "common/error.hpp"
+#include "formats/spc_data.hpp"
 #include "fuzz_targets.hpp"
 
 namespace tsign::fuzz {
@@ -18,7 +19,9 @@ class BlobFile final : public formats::SignableFile {
  public:
   explicit BlobFile(ByteView der) : SignableFile("input"), der_(der.begin(), der.end()) {}
   std::string_view format_name() const override { return "pe"; }
-  formats::SpcKind spc_kind() const override { return formats::SpcKind::pe_image; }
+  formats::SignedContent signed_content() const override {
+    return {std::string(formats::kSpcPeImageDataOid), formats::pe_image_data_der(), {}, {}};
+  }
   std::uint64_t size() const override { return der_.size(); }
   Bytes digest(DigestAlg alg) override { return hash(alg, as_bytes("tsign fuzz file")); }
   std::optional<Bytes> existing_signature() override { return der_; }
