@@ -97,8 +97,9 @@ class Emulator {
 
   // Verifies with osslsigncode against the emulator's code-signing and time-stamp roots.
   Proc verify(const fs::path& file) const {
-    return sh("osslsigncode verify -CAfile " + quote(var("TSIGN_EMULATOR_CODESIGN_ROOT")) +
-              " -TSA-CAfile " + quote(var("TSIGN_EMULATOR_TSA_ROOT")) + " -in " + quote(file));
+    return judged(sh("osslsigncode verify -CAfile " + quote(var("TSIGN_EMULATOR_CODESIGN_ROOT")) +
+                     " -TSA-CAfile " + quote(var("TSIGN_EMULATOR_TSA_ROOT")) + " -in " +
+                     quote(file)));
   }
 
   // How many requests of a kind ("oidc", "entra", "sign", "poll", "tsa") the log holds.

@@ -75,8 +75,17 @@ inline std::string local_key() {
   return "--key " + fx("leaf.key") + " --cert " + fx("chain.pem");
 }
 
+// osslsigncode 2.9's exit status follows the primary signature only: a nested signature that
+// fails ("Signature verification: failed" in its section) still exits 0 (docs/judges.md). The
+// judge's answer is therefore both: a failure anywhere in the output is a failure.
+inline Proc judged(Proc r) {
+  if (r.code == 0 && r.out.find("verification: failed") != std::string::npos) r.code = 1;
+  return r;
+}
+
 inline Proc ossl_verify(const fs::path& file, const std::string& extra = {}) {
-  return sh("osslsigncode verify -CAfile " + fx("root.pem") + " " + extra + " -in " + quote(file));
+  return judged(
+      sh("osslsigncode verify -CAfile " + fx("root.pem") + " " + extra + " -in " + quote(file)));
 }
 
 }  // namespace it
