@@ -114,7 +114,7 @@ TEST_CASE("every CAB fixture is detected and opened as a cabinet", "[cab]") {
   CHECK_FALSE(cab::detect(pe_src));
 }
 
-TEST_CASE("the existing signature is the DER osslsigncode extracts", "[cab]") {
+TEST_CASE("a cabinet's existing signature is the DER osslsigncode extracts", "[cab]") {
   tsign::test::TempDir tmp("cab-extract");
   Bytes der = extract_signature(fixture("cab-signed.cab"), tmp / "sig.der");
   auto sig = tsign::formats::open(fixture("cab-signed.cab"))->existing_signature();
@@ -256,9 +256,9 @@ TEST_CASE("a signed cabinet's reserve is checked against the file", "[cab]") {
        "does not end where the file ends"},
       {"not PKCS#7", [&](Bytes& b) { b[sig_offset] = 0x04; }, "not a valid PKCS#7"},
       {"data after the DER",
-       [](Bytes& b) {
+       [&](Bytes& b) {
          b.insert(b.end(), 8, 0x41);
-         put32(b, 48, static_cast<std::uint32_t>(b.size()) - (b[44] | (b[45] << 8)));
+         put32(b, 48, static_cast<std::uint32_t>(b.size()) - sig_offset);
        },
        "after the PKCS#7 signature"},
       {"other reserve magic", [](Bytes& b) { b[42] = 0x11; }, "reserve areas hold other data"},
