@@ -3,7 +3,7 @@
 // malformed or unsupported cabinet refused with the file and the reason.
 #include <catch2/catch.hpp>
 
-#include <fstream>
+#include <functional>
 
 #include "common/error.hpp"
 #include "common/text.hpp"
