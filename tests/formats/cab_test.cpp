@@ -302,3 +302,25 @@ TEST_CASE("a cabinet that would reach 4 GiB with its signature is refused from i
   l.has_reserve = true;
   CHECK_NOTHROW(cab::check_can_embed(l, 16384, "edge.cab"));
 }
+
+TEST_CASE("a cabinet with an empty Authenticode reserve is signed in place", "[cab]") {
+  // cab-signed.cab with its signature taken off but its reserve kept (offset and size zero).
+  const Bytes signed_file = read_all(fixture("cab-signed.cab"));
+  auto f = tsign::formats::open(fixture("cab-signed.cab"));
+  const Bytes der = *f->existing_signature();
+  const std::uint32_t sig_offset = signed_file[44] | (signed_file[45] << 8) |
+                                   (signed_file[46] << 16) | (std::uint32_t{signed_file[47]} << 24);
+  Bytes bare(signed_file.begin(), signed_file.begin() + sig_offset);
+  put32(bare, 44, 0);
+  put32(bare, 48, 0);
+  cab::MemorySource src(bare, "bare.cab");
+  const cab::Layout l = cab::parse(src, "bare.cab");
+  CHECK(l.has_reserve);
+  CHECK_FALSE(l.has_signature());
+  CHECK(l.signed_content_end() == sig_offset);
+  // Its digest is the signed cabinet's, and signing it gives back the signed cabinet exactly.
+  CHECK(cab::authenticode_digest(src, l, DigestAlg::sha256) == f->digest(DigestAlg::sha256));
+  MemoryOutput out;
+  CHECK(cab::write_signed(src, l, der, out, "bare.cab") == f->digest(DigestAlg::sha256));
+  CHECK(out.bytes == signed_file);
+}
