@@ -172,7 +172,7 @@ TEST_CASE("write_signed writes what osslsigncode writes, with and without a rese
   }
 }
 
-TEST_CASE("write_signed returns the digest of what it wrote; a changed cabinet is refused",
+TEST_CASE("write_signed returns the digest of what it wrote and refuses a changed cabinet",
           "[cab]") {
   tsign::test::TempDir tmp("cab-changed");
   const Bytes original = read_all(fixture("cab-multi.cab"));
