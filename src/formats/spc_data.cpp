@@ -103,6 +103,11 @@ Bytes pe_image_data_der() {
   return encode_der(pe.get(), asn1::SpcPeImageData_it(), "SpcPeImageData");
 }
 
+Bytes cab_data_der() {
+  SpcLinkPtr link(obsolete_file_link());
+  return encode_der(link.get(), asn1::SpcLink_it(), "SpcLink");
+}
+
 Bytes sip_info_der(long version, const SipGuid& guid) {
   SipInfoPtr sip(asn1::SpcSipInfo_new());
   if (!sip) throw std::bad_alloc();

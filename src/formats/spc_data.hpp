@@ -82,6 +82,8 @@ DECLARE_ASN1_FUNCTIONS(SpcSipInfo)
 // process-wide table).
 inline constexpr std::string_view kSpcPeImageDataOid = "1.3.6.1.4.1.311.2.1.15";
 inline constexpr std::string_view kSpcSipInfoOid = "1.3.6.1.4.1.311.2.1.30";
+// SPC_CAB_DATA_OBJID: a cabinet's data member, whose value is an SpcLink.
+inline constexpr std::string_view kSpcCabDataOid = "1.3.6.1.4.1.311.2.1.25";
 
 // A SIP's GUID as it is stored in SpcSipInfo: the first three fields little-endian, as Windows
 // lays a GUID out in memory (F1100C00-0000-0000-C000-000000000046 is stored 00 0C 10 F1 …).
@@ -98,6 +100,10 @@ asn1::SpcLink* obsolete_file_link();
 // DER of SpcPeImageData { flags = {}, file = the obsolete link }, as signtool and osslsigncode
 // write it for PE files.
 Bytes pe_image_data_der();
+
+// DER of the obsolete SpcLink alone, the value signtool and osslsigncode give a cabinet's
+// SPC_CAB_DATA_OBJID.
+Bytes cab_data_der();
 
 // DER of SpcSipInfo { version, guid, 0, 0, 0, 0, 0 }.
 Bytes sip_info_der(long version, const SipGuid& guid);

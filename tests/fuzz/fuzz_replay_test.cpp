@@ -10,6 +10,7 @@
 
 #include "auth/auth_internal.hpp"
 #include "common/error.hpp"
+#include "formats/cab.hpp"
 #include "fuzz_pe.hpp"
 #include "fuzz_targets.hpp"
 #include "fuzz_timestamp.hpp"
@@ -221,4 +222,36 @@ TEST_CASE("a time-stamp token that does not survive re-encoding is refused", "[f
                         tsign::fuzz::timestamp_signature_value(), tsign::DigestAlg::sha256),
                     tsign::FileError);
   }
+}
+
+// fuzz_cab between fuzzing sessions: its seeds mutated in the header, cut short, and lengthened.
+TEST_CASE("fuzz_cab's check holds on mutated cabinet seeds", "[fuzz][cab]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/cab.hex");
+  std::mt19937 rng(20261130);  // fixed seed: the same mutants every run
+  std::size_t parsed = 0, rejected = 0;
+  for (const auto& original : seeds) {
+    for (int i = 0; i < 200; ++i) {
+      Bytes m = original;
+      if (i % 3 == 0) {
+        m.resize(std::uniform_int_distribution<std::size_t>(0, m.size())(rng));
+      } else if (i % 3 == 1) {
+        std::uniform_int_distribution<std::size_t> pos(0, std::min<std::size_t>(m.size(), 80) - 1);
+        m[pos(rng)] = static_cast<std::uint8_t>(rng() & (i % 2 ? 0x0F : 0xFF));
+      } else {
+        m.resize(m.size() + std::uniform_int_distribution<std::size_t>(1, 15)(rng), 0);
+      }
+      INFO("mutant " << i << " of a " << original.size() << "-byte seed");
+      REQUIRE(tsign::fuzz::check_cab_target(m) == "");
+      tsign::formats::cab::MemorySource src(m);
+      try {
+        tsign::formats::cab::parse(src, "m");
+        ++parsed;
+      } catch (const tsign::FileError&) {
+        ++rejected;
+      }
+    }
+  }
+  CHECK(parsed > 50);
+  CHECK(rejected > 100);
 }

@@ -33,6 +33,15 @@
 #   pe64-signed.exe   pe64.exe signed by osslsigncode (SHA-256) with selfsigned.pem
 #   pe64-signed-leaf.exe  pe64.exe signed by osslsigncode (SHA-256) with leaf.key + chain.pem
 #                     (verifies with `osslsigncode verify -CAfile root.pem`)
+#
+# Cabinets (gcab, and tests/support/make_cab.py for what gcab cannot make):
+#   cab-plain.cab     gcab -c: one folder, stored, no reserve (files a.txt, b.bin)
+#   cab-zip.cab       gcab -c -z: the same, MSZIP-compressed
+#   cab-multi.cab     three folders, one 40001-byte file each, no reserve
+#   cab-signed.cab    cab-zip.cab signed by osslsigncode (SHA-256) with leaf.key + chain.pem
+#                     (the 20-byte Authenticode reserve, a signature at the end)
+#   cab-reserve-other.cab  a reserve used for other data (cbCFHeader 16, cbCFFolder 4, cbCFData 2)
+#   cab-next.cab      a member of a multi-cabinet set (cfhdrNEXT_CABINET)
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -48,6 +57,7 @@ exec 9>"$OUT/.lock"
 flock 9
 [ -f "$OUT/.done" ] && exit 0
 
+HERE=$(cd "$(dirname "$0")" && pwd)  # this script's folder (make_cab.py), before the cd
 cd "$OUT"
 # Quiet unless something fails: the log is printed then.
 LOG=make_fixtures.log
@@ -141,6 +151,19 @@ run osslsigncode sign -certs selfsigned.pem -key selfsigned.key -h sha256 \
   -in pe64.exe -out pe64-signed.exe
 run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 \
   -in pe64.exe -out pe64-signed-leaf.exe
+
+# ---------------------------------------------------------------- cabinets
+MAKE_CAB="python3 $HERE/make_cab.py"
+mkdir cab-src
+printf 'tsign cabinet test\n' >cab-src/a.txt
+head -c 70001 /dev/zero |
+  openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000001 -nosalt >cab-src/b.bin
+(cd cab-src && run gcab -c -n ../cab-plain.cab a.txt b.bin && run gcab -c -n -z ../cab-zip.cab a.txt b.bin)
+rm -r cab-src
+run $MAKE_CAB cab-multi.cab --folders 3 --file-size 40001
+run $MAKE_CAB cab-reserve-other.cab --reserve 16,4,2 --file-size 100
+run $MAKE_CAB cab-next.cab --next --file-size 100
+run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -in cab-zip.cab -out cab-signed.cab
 
 rm -f ext.cnf
 : >.done
