@@ -6,7 +6,8 @@
 # Idempotent: does nothing if OUTDIR/.done exists. Safe to run concurrently (ctest -j, several
 # test executables): runs under an flock on OUTDIR/.lock, and .done is written last.
 #
-# Needs: openssl (3.x), x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, osslsigncode (>= 2.5).
+# Needs: openssl (3.x), x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, osslsigncode (>= 2.5),
+# msitools (msibuild).
 #
 # Test PKI (all PEM; every key unencrypted; validity 10 years from generation):
 #   root.pem, root.key                 self-signed root CA (RSA 2048)
@@ -33,6 +34,12 @@
 #   pe64-signed.exe   pe64.exe signed by osslsigncode (SHA-256) with selfsigned.pem
 #   pe64-signed-leaf.exe  pe64.exe signed by osslsigncode (SHA-256) with leaf.key + chain.pem
 #                     (verifies with `osslsigncode verify -CAfile root.pem`)
+#
+# Windows Installer files (msitools' msibuild; compound files with 512-byte sectors):
+#   msi.msi           a database with a table, a 10000-byte stream "Big" (regular sectors) and a
+#                     100-byte stream "Small" (mini stream)
+#   msi-signed.msi    msi.msi signed by osslsigncode (SHA-256) with leaf.key + chain.pem
+#   msi-dse.msi       msi.msi signed by osslsigncode -add-msi-dse (has \x05MsiDigitalSignatureEx)
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -141,6 +148,20 @@ run osslsigncode sign -certs selfsigned.pem -key selfsigned.key -h sha256 \
   -in pe64.exe -out pe64-signed.exe
 run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 \
   -in pe64.exe -out pe64-signed-leaf.exe
+
+# ---------------------------------------------------------------- MSI files
+head -c 10000 /dev/zero |
+  openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000001 -nosalt >msi-big.bin
+head -c 100 /dev/zero |
+  openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000002 -nosalt >msi-small.bin
+run msibuild msi.msi -s "tsign test"
+run msibuild msi.msi -q "CREATE TABLE \`Foo\` (\`A\` CHAR(72) NOT NULL PRIMARY KEY \`A\`)"
+run msibuild msi.msi -a Big msi-big.bin
+run msibuild msi.msi -a Small msi-small.bin
+rm -f msi-big.bin msi-small.bin
+run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -in msi.msi -out msi-signed.msi
+run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -add-msi-dse \
+  -in msi.msi -out msi-dse.msi
 
 rm -f ext.cnf
 : >.done
