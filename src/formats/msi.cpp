@@ -10,6 +10,9 @@
 #include <functional>
 #include <string>
 
+#include <openssl/objects.h>
+#include <openssl/pkcs7.h>
+
 #include "common/error.hpp"
 #include "formats/spc_data.hpp"
 #include "platform/platform.hpp"
@@ -560,6 +563,18 @@ std::optional<Bytes> signature(Source& src, const Layout& layout, std::string_vi
 
 namespace {
 
+// The digest algorithm (NID) of the primary SignerInfo of a DER PKCS#7, or NID_undef.
+int primary_digest_nid(ByteView der) {
+  const unsigned char* p = der.data();
+  std::unique_ptr<PKCS7, decltype(&PKCS7_free)> p7(
+      d2i_PKCS7(nullptr, &p, static_cast<long>(der.size())), &PKCS7_free);
+  if (!p7 || !PKCS7_type_is_signed(p7.get())) return NID_undef;
+  STACK_OF(PKCS7_SIGNER_INFO)* infos = PKCS7_get_signer_info(p7.get());
+  if (!infos || sk_PKCS7_SIGNER_INFO_num(infos) < 1) return NID_undef;
+  const PKCS7_SIGNER_INFO* si = sk_PKCS7_SIGNER_INFO_value(infos, 0);
+  return si->digest_alg ? OBJ_obj2nid(si->digest_alg->algorithm) : NID_undef;
+}
+
 // Frees a stream's sectors in the new tables.
 void free_stream(const Layout& l, const Entry& e, std::vector<std::uint32_t>& fat,
                  std::vector<std::uint32_t>& minifat) {
@@ -635,6 +650,18 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
       changed(name);
     for (std::size_t i = 0; i < now.entries.size(); ++i)
       if (now.entries[i].raw != layout.entries[i].raw) changed(name);
+  }
+  if (layout.signature_ex) {
+    // MsiDigitalSignatureEx holds one pre-hash, of the primary signature's algorithm; a nested
+    // signature of another algorithm cannot verify beside it (osslsigncode refuses it too).
+    const int nid = primary_digest_nid(pkcs7_der);
+    if (nid != NID_undef && nid != EVP_MD_type(evp_md(alg)))
+      fail(name,
+           "the file has an MsiDigitalSignatureEx stream, which fits one digest algorithm: "
+           "a nested " +
+               std::string(digest_name(alg)) + " signature would break the " + OBJ_nid2sn(nid) +
+               " one; nest with the same file-digest or replace the "
+               "signature");
   }
   const Layout& l = layout;
   const std::uint32_t ssz = l.sector_size;
