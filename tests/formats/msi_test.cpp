@@ -268,3 +268,20 @@ TEST_CASE("msi: the registry picks MSI by content, whatever the name", "[msi][re
   auto s = tsign::formats::open(tsign::test::fixture("msi-signed.msi"));
   CHECK(s->existing_signature());
 }
+
+TEST_CASE("msi: a storage's streams are hashed in place, then its CLSID", "[msi]") {
+  std::vector<CfbStream> streams{{"Small", pattern(100, 1)},
+                                 {"Stg/Large", pattern(5000, 2)},
+                                 {"Big", pattern(10000, 3)},
+                                 {"Stg/Inner", pattern(50, 4)}};
+  auto c = make_cfb(3, streams);
+  msi::MemorySource src(c.bytes);
+  auto l = msi::parse(src, "t.msi");
+  // Root: "Big" < "Small" < "Stg"; in "Stg": "Inner" < "Large".
+  tsign::Hasher h(DigestAlg::sha256);
+  for (int i : {2, 0, 3, 1}) h.update(streams[static_cast<std::size_t>(i)].data);
+  h.update(Bytes(16, 0x11));  // the storage's CLSID, after its children
+  h.update(Bytes(16, 0));     // the root's
+  CHECK(msi::digest(src, l, DigestAlg::sha256, "t.msi") == h.finish());
+  sign_and_check(c.bytes, pattern(2000, 5), DigestAlg::sha256);
+}

@@ -105,6 +105,34 @@ TEST_CASE("MSI signed by osslsigncode: tsign verifies it, replaces it and nests 
   }
 }
 
+TEST_CASE(
+    "MSI with a storage, 4096-byte sectors: tsign and osslsigncode accept each other's "
+    "signatures",
+    "[integration][local][msi]") {
+  for (int major : {3, 4}) {
+    INFO("version " << major);
+    auto c = tsign::test::make_cfb(major, {{"Small", Bytes(100, 1)},
+                                           {"Stg/Large", Bytes(5000, 2)},
+                                           {"Big", Bytes(10000, 3)},
+                                           {"Stg/Inner", Bytes(50, 4)}});
+    TempDir d;
+    tsign::test::write_all(d.path / "a.msi", c.bytes);
+    auto o = sh("osslsigncode sign -certs " + fx("chain.pem") + " -key " + fx("leaf.key") +
+                " -h sha256 -in " + d.q("a.msi") + " -out " + d.q("ossl.msi"));
+    INFO(o.out);
+    REQUIRE(o.code == 0);
+    auto t = tsign_verify(d.path / "ossl.msi");
+    INFO(t.out);
+    CHECK(t.code == 0);
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("a.msi"));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    auto v = ossl_verify(d.path / "a.msi");
+    INFO(v.out);
+    CHECK(v.code == 0);
+  }
+}
+
 TEST_CASE("MSI with MsiDigitalSignatureEx: a nested signature of another digest is refused",
           "[integration][local][msi][bad-input]") {
   TempDir d;

@@ -45,16 +45,15 @@ inline Cfb make_cfb(int major, std::vector<CfbStream> streams) {
   auto up = [](std::uint64_t n, std::uint64_t d) {
     return static_cast<std::uint32_t>((n + d - 1) / d);
   };
-  // Directory order for the tree: shorter names first, then by code unit (names are ASCII
-  // without lower-case letters' ambiguity in the tests).
-  std::vector<std::size_t> order(streams.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    const auto& x = streams[a].name;
-    const auto& y = streams[b].name;
-    if (x.size() != y.size()) return x.size() < y.size();
-    return x < y;
-  });
+  // Storages: a stream named "Stg/Name" is "Name" in storage "Stg" (one level), whose CLSID is
+  // 16 bytes of 0x11 so that its place in the digest shows.
+  std::vector<std::string> storages;
+  for (auto& st : streams)
+    if (auto slash = st.name.find('/');
+        slash != std::string::npos &&
+        std::find(storages.begin(), storages.end(), st.name.substr(0, slash)) == storages.end())
+      storages.push_back(st.name.substr(0, slash));
+  const std::size_t n_entries = 1 + streams.size() + storages.size();
   std::uint64_t mini_len = 0, big_sectors = 0;
   for (auto& s : streams) {
     if (s.data.size() < 4096)
@@ -62,7 +61,7 @@ inline Cfb make_cfb(int major, std::vector<CfbStream> streams) {
     else
       big_sectors += up(s.data.size(), ssz);
   }
-  const std::uint32_t n_dir = up((streams.size() + 1) * 128, ssz);
+  const std::uint32_t n_dir = up(n_entries * 128, ssz);
   const std::uint32_t n_minifat = up(up(mini_len, 64) * 4ull, ssz);
   const std::uint32_t n_mini = up(mini_len, ssz);
   const std::uint64_t data = n_dir + n_minifat + n_mini + big_sectors;
@@ -160,20 +159,48 @@ inline Cfb make_cfb(int major, std::vector<CfbStream> streams) {
     c.put32(at + 0x78, static_cast<std::uint32_t>(size));
   };
   entry(0, "Root Entry", 5, mini_len ? c.first_ministream : kEnd, mini_len);
-  for (std::size_t i = 0; i < streams.size(); ++i)
-    entry(static_cast<std::uint32_t>(i + 1), streams[i].name, 2, c.stream_start[i],
-          streams[i].data.size());
-  for (std::uint32_t id = static_cast<std::uint32_t>(streams.size()) + 1; id < n_dir * ssz / 128;
-       ++id) {
+  // Each storage's children (the root is storage "") as (entry id, name).
+  std::vector<std::pair<std::string, std::vector<std::pair<std::uint32_t, std::string>>>> kids{
+      {"", {}}};
+  for (auto& stg : storages) kids.push_back({stg, {}});
+  auto kids_of = [&](const std::string& parent) -> auto& {
+    for (auto& k : kids)
+      if (k.first == parent) return k.second;
+    return kids[0].second;
+  };
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const auto& n = streams[i].name;
+    const auto slash = n.find('/');
+    const std::string leaf = slash == std::string::npos ? n : n.substr(slash + 1);
+    const std::string parent = slash == std::string::npos ? "" : n.substr(0, slash);
+    entry(static_cast<std::uint32_t>(i + 1), leaf, 2, c.stream_start[i], streams[i].data.size());
+    kids_of(parent).push_back({static_cast<std::uint32_t>(i + 1), leaf});
+  }
+  for (std::size_t j = 0; j < storages.size(); ++j) {
+    const auto id = static_cast<std::uint32_t>(streams.size() + 1 + j);
+    entry(id, storages[j], 1, 0, 0);
+    std::fill_n(c.bytes.begin() + static_cast<std::ptrdiff_t>(c.dir_entry(id) + 0x50), 16, 0x11);
+    kids[0].second.push_back({id, storages[j]});
+  }
+  for (auto id = static_cast<std::uint32_t>(n_entries); id < n_dir * ssz / 128; ++id) {
     c.put32(c.dir_entry(id) + 0x44, kNone);
     c.put32(c.dir_entry(id) + 0x48, kNone);
     c.put32(c.dir_entry(id) + 0x4C, kNone);
   }
-  if (!order.empty()) {
-    c.put32(c.dir_entry(0) + 0x4C, static_cast<std::uint32_t>(order[0] + 1));
-    for (std::size_t k = 0; k + 1 < order.size(); ++k)
-      c.put32(c.dir_entry(static_cast<std::uint32_t>(order[k] + 1)) + 0x48,
-              static_cast<std::uint32_t>(order[k + 1] + 1));
+  // Each tree is a right-leaning chain in directory order: shorter names first, then by code
+  // unit (the tests' names need no case folding).
+  for (auto& [parent, list] : kids) {
+    std::sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
+      if (x.second.size() != y.second.size()) return x.second.size() < y.second.size();
+      return x.second < y.second;
+    });
+    if (list.empty()) continue;
+    std::uint32_t pid = 0;
+    for (std::size_t j = 0; j < storages.size(); ++j)
+      if (storages[j] == parent) pid = static_cast<std::uint32_t>(streams.size() + 1 + j);
+    c.put32(c.dir_entry(pid) + 0x4C, list[0].first);
+    for (std::size_t k = 0; k + 1 < list.size(); ++k)
+      c.put32(c.dir_entry(list[k].first) + 0x48, list[k + 1].first);
   }
   return c;
 }
