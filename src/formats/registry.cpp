@@ -8,6 +8,7 @@
 #include "common/text.hpp"
 #include "formats/cab.hpp"
 #include "formats/format.hpp"
+#include "formats/msi.hpp"
 #include "formats/pe.hpp"
 #include "platform/platform.hpp"
 
@@ -28,6 +29,7 @@ struct Format {
 constexpr std::array kFormats{
     Format{"PE", &pe::detect, {}, &pe::open},
     Format{"CAB", &cab::detect, {}, &cab::open},
+    Format{"MSI", &msi::detect, {}, &msi::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -37,7 +39,6 @@ struct NotYet {
   std::string_view kind;
 };
 constexpr std::array kNotYet{
-    NotYet{".msi .msp .msm", "a Windows Installer package"},
     NotYet{".cat", "a security catalog"},
     NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
     NotYet{".mof", "a MOF file"},

@@ -25,6 +25,7 @@ std::string check_azure_cli(ByteView data);     // fuzz_azure_cli.cpp
 std::string check_sign_status(ByteView data);   // fuzz_sign_status.cpp
 std::string check_cert_chain(ByteView data);    // fuzz_cert_chain.cpp
 std::string check_cab_target(ByteView data);    // fuzz_cab.cpp
+std::string check_msi(ByteView data);           // fuzz_msi.cpp
 
 struct Target {
   const char* name;  // fuzz_<name>, seeds/<name>.hex
@@ -40,6 +41,7 @@ inline constexpr Target kTargets[] = {
     {"sign_status", check_sign_status},
     {"cert_chain", check_cert_chain},
     {"cab", check_cab_target},
+    {"msi", check_msi},
 };
 
 inline std::string_view as_text(ByteView data) {

@@ -18,6 +18,7 @@
 #include "emulator/tsa.hpp"
 #include "formats/pe.hpp"
 #include "fuzz_timestamp.hpp"
+#include "support/cfb.hpp"
 #include "support/fixtures.hpp"
 
 using namespace tsign;
@@ -86,6 +87,12 @@ int main(int argc, char** argv) {
   write(dir, "pe",
         {test::read_all(test::fixture("pe64.dll")), test::read_all(test::fixture("pe32.dll")),
          test::read_all(test::fixture("pe64-signed.exe"))});
+
+  // MSI: msitools' package signed with MsiDigitalSignatureEx (512-byte sectors), and a compound
+  // file with 4096-byte sectors and streams on both sides of the mini-stream cutoff.
+  write(dir, "msi",
+        {test::read_all(test::fixture("msi-dse.msi")),
+         test::make_cfb(4, {{"S", Bytes(70, 1)}, {"Big", Bytes(4100, 2)}, {"Z", {}}}).bytes});
 
   // Authenticode: a self-signed signature, one with a chain, that one time-stamped, and a
   // nested pair.

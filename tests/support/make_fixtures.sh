@@ -6,7 +6,8 @@
 # Idempotent: does nothing if OUTDIR/.done exists. Safe to run concurrently (ctest -j, several
 # test executables): runs under an flock on OUTDIR/.lock, and .done is written last.
 #
-# Needs: openssl (3.x), x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, osslsigncode (>= 2.5).
+# Needs: openssl (3.x), x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, osslsigncode (>= 2.5),
+# msitools (msibuild).
 #
 # Test PKI (all PEM; every key unencrypted; validity 10 years from generation):
 #   root.pem, root.key                 self-signed root CA (RSA 2048)
@@ -42,6 +43,11 @@
 #                     (the 20-byte Authenticode reserve, a signature at the end)
 #   cab-reserve-other.cab  a reserve used for other data (cbCFHeader 16, cbCFFolder 4, cbCFData 2)
 #   cab-next.cab      a member of a multi-cabinet set (cfhdrNEXT_CABINET)
+# Windows Installer files (msitools' msibuild; compound files with 512-byte sectors):
+#   msi.msi           a database with a table, a 10000-byte stream "Big" (regular sectors) and a
+#                     100-byte stream "Small" (mini stream)
+#   msi-signed.msi    msi.msi signed by osslsigncode (SHA-256) with leaf.key + chain.pem
+#   msi-dse.msi       msi.msi signed by osslsigncode -add-msi-dse (has \x05MsiDigitalSignatureEx)
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -164,6 +170,19 @@ run $MAKE_CAB cab-multi.cab --folders 3 --file-size 40001
 run $MAKE_CAB cab-reserve-other.cab --reserve 16,4,2 --file-size 100
 run $MAKE_CAB cab-next.cab --next --file-size 100
 run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -in cab-zip.cab -out cab-signed.cab
+# ---------------------------------------------------------------- MSI files
+head -c 10000 /dev/zero |
+  openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000001 -nosalt >msi-big.bin
+head -c 100 /dev/zero |
+  openssl enc -aes-128-ctr -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000002 -nosalt >msi-small.bin
+run msibuild msi.msi -s "tsign test"
+run msibuild msi.msi -q "CREATE TABLE \`Foo\` (\`A\` CHAR(72) NOT NULL PRIMARY KEY \`A\`)"
+run msibuild msi.msi -a Big msi-big.bin
+run msibuild msi.msi -a Small msi-small.bin
+rm -f msi-big.bin msi-small.bin
+run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -in msi.msi -out msi-signed.msi
+run osslsigncode sign -certs chain.pem -key leaf.key -h sha256 -add-msi-dse \
+  -in msi.msi -out msi-dse.msi
 
 rm -f ext.cnf
 : >.done
