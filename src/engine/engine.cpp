@@ -379,6 +379,7 @@ class Run {
     // Every local reason to refuse the file comes before the request that is paid for.
     p.file->check_can_embed(kSignatureBudget +
                             (settings_.append && p.existing ? p.existing->size() : 0));
+    if (settings_.append && p.existing) p.file->check_can_nest(settings_.sign.alg);
     if (settings_.dry_run) {
       p.skip = true;
       p.skip_reason = p.existing ? "would be signed (has a signature now)" : "would be signed";

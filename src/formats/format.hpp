@@ -63,6 +63,11 @@ class SignableFile {
     (void)max_signature_bytes;
   }
 
+  // append-signature: throws FileError naming the file if a signature made with `alg` could not
+  // be nested into its existing primary one (an MSI with MsiDigitalSignatureEx holds the
+  // pre-hash of one digest algorithm), so that it is refused before a signature is requested.
+  virtual void check_can_nest(DigestAlg alg) { (void)alg; }
+
   // Throws FileError naming the file if it must not be signed with this certificate (DER of the
   // leaf). An app package's Publisher must equal the certificate's subject; the engine calls this
   // before the signed copy is written. Most formats accept any code-signing certificate.

@@ -638,6 +638,19 @@ void put_table(Bytes& b, const std::vector<std::uint32_t>& t, std::size_t from, 
 
 }  // namespace
 
+// MsiDigitalSignatureEx holds one pre-hash, of the primary signature's algorithm: a signature of
+// another algorithm nested into `primary_der` could not verify beside it (osslsigncode refuses
+// it too). Checked before a signature is requested (check_can_nest) and again when writing.
+void check_nest_digest(ByteView primary_der, DigestAlg alg, std::string_view name) {
+  const int nid = primary_digest_nid(primary_der);
+  if (nid != NID_undef && nid != EVP_MD_type(evp_md(alg)))
+    fail(name,
+         "the file has an MsiDigitalSignatureEx stream, which fits one digest algorithm: "
+         "a nested " +
+             std::string(digest_name(alg)) + " signature would break the " + OBJ_nid2sn(nid) +
+             " one; nest with the same file-digest or replace the signature");
+}
+
 Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
                    std::string_view name, DigestAlg alg) {
   if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
@@ -651,18 +664,7 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
     for (std::size_t i = 0; i < now.entries.size(); ++i)
       if (now.entries[i].raw != layout.entries[i].raw) changed(name);
   }
-  if (layout.signature_ex) {
-    // MsiDigitalSignatureEx holds one pre-hash, of the primary signature's algorithm; a nested
-    // signature of another algorithm cannot verify beside it (osslsigncode refuses it too).
-    const int nid = primary_digest_nid(pkcs7_der);
-    if (nid != NID_undef && nid != EVP_MD_type(evp_md(alg)))
-      fail(name,
-           "the file has an MsiDigitalSignatureEx stream, which fits one digest algorithm: "
-           "a nested " +
-               std::string(digest_name(alg)) + " signature would break the " + OBJ_nid2sn(nid) +
-               " one; nest with the same file-digest or replace the "
-               "signature");
-  }
+  if (layout.signature_ex) check_nest_digest(pkcs7_der, alg, name);
   const Layout& l = layout;
   const std::uint32_t ssz = l.sector_size;
   const std::uint32_t per = ssz / 4;
@@ -984,6 +986,11 @@ class MsiFile final : public SignableFile {
     FileSource src(f);
     if (src.size() != layout_.file_size) fail(name_, "the file changed since it was opened");
     return msi::signature(src, layout_, name_);
+  }
+
+  void check_can_nest(DigestAlg alg) override {
+    if (!layout_.signature_ex) return;
+    if (auto primary = existing_signature()) check_nest_digest(*primary, alg, name_);
   }
 
   Bytes write_signed(ByteView pkcs7_der, SignedOutput& out, DigestAlg alg) override {

@@ -142,6 +142,27 @@ TEST_CASE("never more than N signatures in flight, and N are reached", "[engine]
   CHECK(batch.gave_up == 0);
 }
 
+TEST_CASE("a nesting the file cannot hold is refused before a signature is requested",
+          "[engine][paid]") {
+  // An MSI with MsiDigitalSignatureEx carries the pre-hash of one digest algorithm: a SHA-512
+  // signature nested into its SHA-256 one would break the primary. Nothing is paid for that.
+  TempDir d("engine");
+  const auto msi = d.path() / "setup.msi";
+  fs::copy_file(fixture("msi-dse.msi"), msi);
+  const auto before = read_all(msi);
+  auto st = settings();
+  st.append = true;
+  st.sign.alg = DigestAlg::sha512;
+  auto state = std::make_shared<FakeSignerState>();
+  NullLog log;
+  auto r = engine::run(std::vector<fs::path>{msi}, st, fake_signer(state), log);
+  REQUIRE(r.files.size() == 1);
+  CHECK(r.files[0].status == Status::failed);
+  CHECK(r.files[0].error.find("MsiDigitalSignatureEx") != std::string::npos);
+  CHECK(state->calls == 0);
+  CHECK(read_all(msi) == before);
+}
+
 TEST_CASE("a run past its deadline: exit 4, the file in flight and those not started untouched",
           "[engine][deadline]") {
   TempDir d("engine");
