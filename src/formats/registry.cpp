@@ -6,6 +6,7 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
+#include "formats/cat.hpp"
 #include "formats/format.hpp"
 #include "formats/pe.hpp"
 #include "platform/platform.hpp"
@@ -26,6 +27,7 @@ struct Format {
 // Content formats are tried in order, the first match wins; then the name-chosen ones.
 constexpr std::array kFormats{
     Format{"PE", &pe::detect, {}, &pe::open},
+    Format{"CAT", &cat::detect, {}, &cat::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -37,7 +39,6 @@ struct NotYet {
 constexpr std::array kNotYet{
     NotYet{".msi .msp .msm", "a Windows Installer package"},
     NotYet{".cab", "a cabinet"},
-    NotYet{".cat", "a security catalog"},
     NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
     NotYet{".mof", "a MOF file"},
     NotYet{".js", "a JScript file"},

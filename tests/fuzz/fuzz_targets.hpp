@@ -24,6 +24,7 @@ std::string check_github_oidc(ByteView data);   // fuzz_github_oidc.cpp
 std::string check_azure_cli(ByteView data);     // fuzz_azure_cli.cpp
 std::string check_sign_status(ByteView data);   // fuzz_sign_status.cpp
 std::string check_cert_chain(ByteView data);    // fuzz_cert_chain.cpp
+std::string check_cat(ByteView data);           // fuzz_cat.cpp
 
 struct Target {
   const char* name;  // fuzz_<name>, seeds/<name>.hex
@@ -38,6 +39,7 @@ inline constexpr Target kTargets[] = {
     {"azure_cli", check_azure_cli},
     {"sign_status", check_sign_status},
     {"cert_chain", check_cert_chain},
+    {"cat", check_cat},
 };
 
 inline std::string_view as_text(ByteView data) {

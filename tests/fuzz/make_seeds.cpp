@@ -18,6 +18,7 @@
 #include "emulator/tsa.hpp"
 #include "formats/pe.hpp"
 #include "fuzz_timestamp.hpp"
+#include "support/catalog.hpp"
 #include "support/fixtures.hpp"
 
 using namespace tsign;
@@ -86,6 +87,13 @@ int main(int argc, char** argv) {
   write(dir, "pe",
         {test::read_all(test::fixture("pe64.dll")), test::read_all(test::fixture("pe32.dll")),
          test::read_all(test::fixture("pe64-signed.exe"))});
+
+  // Catalogs as MakeCat writes them: unsigned, with one SignerInfo, and with other members.
+  test::CatalogOptions one;
+  one.dummy_signers = 1;
+  test::CatalogOptions three = one;
+  three.members = {{"a.sys", {1, 2, 3}}, {"b.inf", {'[', ']'}}, {"c.dll", {'M', 'Z'}}};
+  write(dir, "cat", {test::make_catalog(), test::make_catalog(one), test::make_catalog(three)});
 
   // Authenticode: a self-signed signature, one with a chain, that one time-stamped, and a
   // nested pair.
