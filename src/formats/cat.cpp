@@ -156,8 +156,8 @@ Layout parse(ByteView file, std::string_view name) {
     fail(name, "not a catalog: " + std::to_string(file.data() + file.size() - p) +
                    " bytes follow the PKCS #7 ContentInfo (a catalog is that one DER value)");
   if (!PKCS7_type_is_signed(p7.get()))
-    fail(name, "not a catalog: the PKCS #7 ContentInfo is " + object_text(p7->type) +
-                   ", not SignedData");
+    fail(name,
+         "not a catalog: the PKCS #7 ContentInfo is " + object_text(p7->type) + ", not SignedData");
   PKCS7* contents = p7->d.sign ? p7->d.sign->contents : nullptr;
   if (!contents || !contents->type || OBJ_cmp(contents->type, ctl_oid()) != 0)
     fail(name, "not a catalog: the SignedData's content is " +
@@ -170,7 +170,8 @@ Layout parse(ByteView file, std::string_view name) {
       !contents->d.other->value.sequence)
     fail(name, "the catalog's certificate trust list is missing or not a SEQUENCE");
   const ASN1_STRING* seq = contents->d.other->value.sequence;
-  l.ctl_der.assign(ASN1_STRING_get0_data(seq), ASN1_STRING_get0_data(seq) + ASN1_STRING_length(seq));
+  l.ctl_der.assign(ASN1_STRING_get0_data(seq),
+                   ASN1_STRING_get0_data(seq) + ASN1_STRING_length(seq));
   try {
     ctl_octets(l.ctl_der);
   } catch (const FileError& e) {
@@ -191,7 +192,9 @@ Layout parse(ByteView file, std::string_view name) {
   return l;
 }
 
-Bytes ctl_digest(ByteView ctl_der, DigestAlg alg) { return hash(alg, ctl_octets(ctl_der)); }
+Bytes ctl_digest(ByteView ctl_der, DigestAlg alg) {
+  return hash(alg, ctl_octets(ctl_der));
+}
 
 Bytes write_signed(ByteView ctl_der, ByteView pkcs7_der, SignedOutput& out, std::string_view name,
                    DigestAlg alg) {

@@ -144,8 +144,7 @@ TEST_CASE("write_signed writes the new SignedData when it carries the catalog's 
   CHECK(none.bytes.empty());
 }
 
-TEST_CASE("a catalog file through the registry: its own content signed, changes noticed",
-          "[cat]") {
+TEST_CASE("a catalog file through the registry: its own content signed, changes noticed", "[cat]") {
   tsign::test::TempDir tmp("cat");
   const Bytes file = make_catalog();
   // By content: the name does not matter.

@@ -208,8 +208,8 @@ CatBytes make_ctl(const CatalogOptions& opts) {
   check(sk_ASN1_OBJECT_push(ctl->subjectUsage, oid("1.3.6.1.4.1.311.12.1.1")) > 0, "usage");
   std::string names;
   for (const auto& m : opts.members) names += m.name + '\n';
-  Bytes id = hash(DigestAlg::sha256, ByteView(reinterpret_cast<const std::uint8_t*>(names.data()),
-                                              names.size()));
+  Bytes id = hash(DigestAlg::sha256,
+                  ByteView(reinterpret_cast<const std::uint8_t*>(names.data()), names.size()));
   id.resize(16);
   ctl->listIdentifier = octets(id);
   check(ASN1_TIME_set_string(ctl->thisUpdate, "250605080048Z") == 1, "time");
