@@ -4,6 +4,8 @@
 // tests/support/catalog.hpp (MakeCat's structure), made at test time.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 
 #include "common/error.hpp"
@@ -116,6 +118,14 @@ TEST_CASE("malformed catalogs are refused with the file named and the reason", "
   CHECK(has(refusal(make_catalog(not_ctl)),
             "x.cat: the catalog's content is not a valid certificate trust list"));
 
+  // BER: the outer SEQUENCE with an indefinite length, which d2i_PKCS7 alone accepts.
+  REQUIRE(good[0] == 0x30);
+  REQUIRE(good[1] == 0x82);
+  Bytes ber = {0x30, 0x80};
+  ber.insert(ber.end(), good.begin() + 4, good.end());
+  ber.insert(ber.end(), {0, 0});
+  CHECK(has(refusal(ber), "x.cat: not a catalog: the SignedData is not DER-encoded"));
+
   CHECK(refusal(good).empty());
 }
 
@@ -194,4 +204,35 @@ TEST_CASE("a .cat that is not a catalog is refused by name, not signed as someth
   CHECK_THROWS_WITH(tsign::formats::open(path),
                     Catch::Contains("fake.cat: not a supported file format"));
   CHECK(tsign::test::read_all(path) == bytes);
+}
+
+TEST_CASE("every one-byte change and cut of a catalog is parsed or refused naming the file",
+          "[cat]") {
+  CatalogOptions one;
+  one.dummy_signers = 1;
+  const Bytes ctl = make_ctl();
+  for (const Bytes& good : {make_catalog(), make_catalog(one)}) {
+    std::size_t refused = 0, parsed = 0;
+    auto judge = [&](const Bytes& m) {
+      try {
+        auto l = cat::parse(m, "x.cat");
+        ++parsed;
+        // Whatever is accepted names a CTL that is a byte range of the file.
+        CHECK(std::search(m.begin(), m.end(), l.ctl_der.begin(), l.ctl_der.end()) != m.end());
+      } catch (const tsign::FileError& e) {
+        ++refused;
+        CHECK(std::string(e.what()).rfind("x.cat: ", 0) == 0);
+      }
+    };
+    for (std::size_t i = 0; i < good.size(); ++i) {
+      for (std::uint8_t x : {0x01, 0x80, 0xff}) {
+        Bytes m = good;
+        m[i] ^= x;
+        judge(m);
+      }
+      judge(Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(i)));
+    }
+    CHECK(refused > good.size());  // every cut at least
+    CHECK(parsed > 0);             // changes inside the CTL's strings keep it a catalog
+  }
 }

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 
+#include <boost/json.hpp>
+
+#include "emulator_process.hpp"
 #include "formats/cat.hpp"
 #include "harness.hpp"
 #include "support/catalog.hpp"
@@ -22,6 +25,7 @@ bool has(const std::string& text, const std::string& what) {
 
 fs::path write_catalog(const TempDir& d, const std::string& name,
                        const tsign::test::CatalogOptions& opts = {}) {
+  fs::create_directories((d.path / name).parent_path());
   tsign::test::write_all(d.path / name, tsign::test::make_catalog(opts));
   return d.path / name;
 }
@@ -175,4 +179,52 @@ TEST_CASE("malformed catalogs are refused with the file named and stay byte-iden
   CHECK(ossl_verify(good).code == 0);
   CHECK(listing(d.path) ==
         std::vector<std::string>{"good.cat", "odd.cat", "trailing.cat", "two.cat"});
+}
+
+TEST_CASE("a folder scan signs catalogs by content beside PE files, reported as cat",
+          "[integration][local][cat]") {
+  TempDir d;
+  write_catalog(d, "bin/drivers.cat");
+  write_catalog(d, "bin/list.bin");  // a catalog by content, whatever its name
+  d.copy("pe64.exe", "bin/app.exe");
+  tsign::test::write_all(d.path / "bin/notes.txt", {'n', 'o', '\n'});
+  auto r = run_tsign(sign_args("--files-folder " + d.q("bin") + " --report " + d.q("report.json")));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(has(r.out, "3 signed, 0 failed"));
+  for (const char* n : {"bin/drivers.cat", "bin/list.bin", "bin/app.exe"}) {
+    INFO(n);
+    auto v = ossl_verify(d.path / n);
+    INFO(v.out);
+    CHECK(v.code == 0);
+  }
+  auto report = boost::json::parse(read_file(d.path / "report.json"));
+  std::vector<std::string> formats;
+  for (auto& f : report.at("files").as_array())
+    formats.push_back(std::string(f.at("format").as_string()));
+  std::sort(formats.begin(), formats.end());
+  CHECK(formats == std::vector<std::string>{"cat", "cat", "pe"});
+}
+
+TEST_CASE("action mode through the emulator: catalogs signed by the service and time-stamped",
+          "[integration][cloud][cat]") {
+  TempDir d;
+  Emulator emu(d.path / "emu");
+  write_catalog(d, "bin/a.cat");
+  tsign::test::CatalogOptions three;
+  three.members = {{"x.sys", {1, 2, 3}}, {"x.inf", {'[', ']'}}, {"x.dll", {'M', 'Z'}}};
+  write_catalog(d, "bin/b.cat", three);
+  d.copy("pe64.dll", "bin/c.dll");
+  auto r = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  for (const char* n : {"bin/a.cat", "bin/b.cat", "bin/c.dll"}) {
+    INFO(n);
+    auto v = emu.verify(d.path / n);
+    INFO(v.out);
+    CHECK(v.code == 0);
+    CHECK(has(v.out, "Timestamp Server Signature verification: ok"));
+  }
+  CHECK(ctl_of(d.path / "bin/b.cat") == tsign::test::make_ctl(three));
+  CHECK(emu.count("tsa") == 3);
 }
