@@ -74,6 +74,12 @@ TEST_CASE("catalogs: append-signature nests a second signature, replace keeps on
   auto f = write_catalog(d, "a.cat");
   REQUIRE(run_tsign(sign_args("--file-digest SHA256 " + quote(f.string()))).code == 0);
   const Bytes once = tsign::test::read_all(f);
+  // skip-signed leaves a catalog whose signature verifies alone.
+  auto k = run_tsign(sign_args("--skip-signed --ca " + fx("root.pem") + " " + quote(f.string())));
+  INFO(k.out);
+  CHECK(k.code == 0);
+  CHECK(has(k.out, "0 signed, 0 failed, 1 skipped"));
+  CHECK(tsign::test::read_all(f) == once);
 
   auto r = run_tsign(sign_args("--append-signature --file-digest SHA512 " + quote(f.string())));
   INFO(r.out);
