@@ -236,3 +236,15 @@ TEST_CASE("every one-byte change and cut of a catalog is parsed or refused namin
     CHECK(parsed > 0);             // changes inside the CTL's strings keep it a catalog
   }
 }
+
+TEST_CASE("a catalog larger than tsign reads is refused by its size, before it is read", "[cat]") {
+  tsign::test::TempDir tmp("cat");
+  const auto path = tmp / "huge.cat";
+  tsign::test::write_all(path, make_catalog());
+  // Sparse: the header still says catalog, the size is past the limit.
+  fs::resize_file(path, cat::kMaxCatalogSize + 1);
+  CHECK(tsign::formats::is_supported(path));
+  CHECK_THROWS_WITH(tsign::formats::open(path),
+                    Catch::Contains("huge.cat: a catalog of 134217729 bytes is larger than tsign "
+                                    "reads (128 MiB)"));
+}
