@@ -7,6 +7,7 @@
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "formats/cab.hpp"
+#include "formats/cat.hpp"
 #include "formats/format.hpp"
 #include "formats/msi.hpp"
 #include "formats/pe.hpp"
@@ -30,6 +31,7 @@ constexpr std::array kFormats{
     Format{"PE", &pe::detect, {}, &pe::open},
     Format{"CAB", &cab::detect, {}, &cab::open},
     Format{"MSI", &msi::detect, {}, &msi::open},
+    Format{"CAT", &cat::detect, {}, &cat::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -39,7 +41,6 @@ struct NotYet {
   std::string_view kind;
 };
 constexpr std::array kNotYet{
-    NotYet{".cat", "a security catalog"},
     NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
     NotYet{".mof", "a MOF file"},
     NotYet{".js", "a JScript file"},

@@ -26,6 +26,7 @@ std::string check_sign_status(ByteView data);   // fuzz_sign_status.cpp
 std::string check_cert_chain(ByteView data);    // fuzz_cert_chain.cpp
 std::string check_cab_target(ByteView data);    // fuzz_cab.cpp
 std::string check_msi(ByteView data);           // fuzz_msi.cpp
+std::string check_cat(ByteView data);           // fuzz_cat.cpp
 
 struct Target {
   const char* name;  // fuzz_<name>, seeds/<name>.hex
@@ -42,6 +43,7 @@ inline constexpr Target kTargets[] = {
     {"cert_chain", check_cert_chain},
     {"cab", check_cab_target},
     {"msi", check_msi},
+    {"cat", check_cat},
 };
 
 inline std::string_view as_text(ByteView data) {

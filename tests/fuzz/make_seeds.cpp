@@ -19,6 +19,7 @@
 #include "formats/pe.hpp"
 #include "fuzz_timestamp.hpp"
 #include "support/cfb.hpp"
+#include "support/catalog.hpp"
 #include "support/fixtures.hpp"
 
 using namespace tsign;
@@ -93,6 +94,12 @@ int main(int argc, char** argv) {
   write(dir, "msi",
         {test::read_all(test::fixture("msi-dse.msi")),
          test::make_cfb(4, {{"S", Bytes(70, 1)}, {"Big", Bytes(4100, 2)}, {"Z", {}}}).bytes});
+  // Catalogs as MakeCat writes them: unsigned, with one SignerInfo, and with other members.
+  test::CatalogOptions one;
+  one.dummy_signers = 1;
+  test::CatalogOptions three = one;
+  three.members = {{"a.sys", {1, 2, 3}}, {"b.inf", {'[', ']'}}, {"c.dll", {'M', 'Z'}}};
+  write(dir, "cat", {test::make_catalog(), test::make_catalog(one), test::make_catalog(three)});
 
   // Authenticode: a self-signed signature, one with a chain, that one time-stamped, and a
   // nested pair.
