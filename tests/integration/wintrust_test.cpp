@@ -6,6 +6,8 @@
 #ifndef _WIN32
 #include "emulator_process.hpp"  // POSIX: the emulator runs as a child process
 #endif
+#include "support/catalog.hpp"
+#include "support/fixtures.hpp"
 #include "wintrust.hpp"
 
 using namespace it;
@@ -141,28 +143,28 @@ TEST_CASE("where wine runs the trust step (a SHA-1 certificate): untrusted until
 }
 
 #ifndef _WIN32
-// The fixtures `tsign action` signs in one folder, every one then judged twice: one line per
-// file kind. A new format adds its fixture here (MSI, CAB, catalog); the filter follows.
+// What `tsign action` signs in one folder with no filter (files chosen by content), every file
+// then judged twice: PE images, Windows Installer packages (one already signed by osslsigncode),
+// cabinets (one folder, several folders) and a catalog. A new format adds its fixture here.
 constexpr const char* kJudged[] = {
-    "pe64.exe", "pe64.dll", "pe32.exe", "pe32.dll", "pe64-overlay.exe",
+    "pe64.exe", "pe64.dll",       "pe32.exe",    "pe32.dll",      "pe64-overlay.exe",
+    "msi.msi",  "msi-signed.msi", "cab-zip.cab", "cab-multi.cab",
 };
 
-TEST_CASE("tsign action through the emulator: osslsigncode and WinVerifyTrust accept every file",
-          "[integration][wintrust][cloud]") {
+TEST_CASE(
+    "tsign action through the emulator signs a folder of PE, MSI, CAB and catalog files: "
+    "osslsigncode and WinVerifyTrust accept every file",
+    "[integration][wintrust][cloud]") {
   WINTRUST_OR_SKIP();
   TempDir d;
   Emulator emu(d.path / "emu");
   std::vector<fs::path> files;
-  std::string extensions;
-  for (const char* name : kJudged) {
-    files.push_back(d.copy(name, std::string("bin/") + name));
-    auto ext = files.back().extension().string().substr(1);
-    if (("," + extensions + ",").find("," + ext + ",") == std::string::npos)
-      extensions += (extensions.empty() ? "" : ",") + ext;
-  }
-  auto r =
-      sh(emu.action_env(d.path / "bin", "INPUT_FILES_FOLDER_FILTER=" + extensions) +
-         "RUNNER_TEMP=" + d.q() + " GITHUB_OUTPUT=" + d.q("out") + " " + tsign_cmd() + " action");
+  for (const char* name : kJudged) files.push_back(d.copy(name, std::string("bin/") + name));
+  files.push_back(d.path / "bin" / "drivers.cat");
+  tsign::test::write_all(files.back(), tsign::test::make_catalog());
+  write_file(d.path / "bin" / "notes.txt", "not signed, not listed");
+  auto r = sh(emu.action_env(d.path / "bin", "") + "RUNNER_TEMP=" + d.q() +
+              " GITHUB_OUTPUT=" + d.q("out") + " " + tsign_cmd() + " action");
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(read_file(d.path / "out").find("signed-count=" + std::to_string(files.size())) !=
