@@ -52,35 +52,6 @@ constexpr std::size_t kOffSigSize = 48;
 // Outside the digest: reserved1, and iCabinet through the reserve's offset and size.
 constexpr std::size_t kSkip1Begin = 4, kSkip1End = 8, kSkip2Begin = 34, kSkip2End = 56;
 
-std::uint16_t le16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-std::uint32_t le32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
-         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-}
-void put_le32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-void put_le16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v);
-  p[1] = static_cast<std::uint8_t>(v >> 8);
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-[[noreturn]] void fail(std::string_view name, const std::string& reason) {
-  throw FileError(std::string(name) + ": " + reason);
-}
-
-std::uint64_t round8(std::uint64_t v) {
-  return (v + 7) & ~std::uint64_t{7};
-}
-
 std::uint64_t header_end(const Layout& l) {
   return l.has_reserve ? kReserveHeader : kHeader;
 }
@@ -111,18 +82,6 @@ std::uint64_t check_files(Source& src, const Layout& l, std::string_view name) {
   }
   return at;
 }
-
-class FileSource final : public Source {
- public:
-  explicit FileSource(platform::ReadFile& f) : f_(f) {}
-  std::uint64_t size() const override { return f_.size(); }
-  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
-    f_.read_at(offset, out);
-  }
-
- private:
-  platform::ReadFile& f_;
-};
 
 // The CFHEADER and CFFOLDER table as they are in the signed cabinet: bytes [0, coffFiles) of it,
 // with the reserve's offset and size set for a signature of `sig_size` bytes.

@@ -48,35 +48,6 @@ constexpr std::uint64_t kOptionalHeaderStart = 24;
 constexpr std::size_t kOffSizeOfRawData = 16;
 constexpr std::size_t kOffPointerToRawData = 20;
 
-std::uint16_t le16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-std::uint32_t le32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
-         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-}
-void put_le32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-void put_le16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v);
-  p[1] = static_cast<std::uint8_t>(v >> 8);
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-[[noreturn]] void fail(std::string_view name, const std::string& reason) {
-  throw FileError(std::string(name) + ": " + reason);
-}
-
-std::uint64_t round8(std::uint64_t v) {
-  return (v + 7) & ~std::uint64_t{7};
-}
-
 // What detection learns; parse() goes on from here.
 struct Headers {
   std::uint32_t e_lfanew = 0;
@@ -237,25 +208,7 @@ std::uint64_t read_entry(std::string_view name, ByteView table, std::uint64_t at
   return end;
 }
 
-class FileSource final : public Source {
- public:
-  explicit FileSource(platform::ReadFile& f) : f_(f) {}
-  std::uint64_t size() const override { return f_.size(); }
-  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
-    f_.read_at(offset, out);
-  }
-
- private:
-  platform::ReadFile& f_;
-};
-
 }  // namespace
-
-void MemorySource::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
-  if (offset > data_.size() || out.size() > data_.size() - offset)
-    throw FileError(name_ + ": unexpected end of file");
-  std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
-}
 
 bool detect(Source& src) {
   try {

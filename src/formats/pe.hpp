@@ -19,6 +19,7 @@
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
 #include "formats/format.hpp"
+#include "formats/source.hpp"
 
 namespace tsign::platform {
 class ReadFile;
@@ -26,26 +27,9 @@ class ReadFile;
 
 namespace tsign::formats::pe {
 
-// Random access to the bytes of an image.
-class Source {
- public:
-  virtual ~Source() = default;
-  virtual std::uint64_t size() const = 0;
-  // Reads exactly out.size() bytes at offset; throws FileError if they are not there.
-  virtual void read_at(std::uint64_t offset, std::span<std::uint8_t> out) = 0;
-};
-
-class MemorySource final : public Source {
- public:
-  explicit MemorySource(ByteView data, std::string name = "<memory>")
-      : data_(data), name_(std::move(name)) {}
-  std::uint64_t size() const override { return data_.size(); }
-  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
-
- private:
-  ByteView data_;
-  std::string name_;
-};
+// The parser reads through formats::Source (a file, or memory in tests and fuzz targets).
+using Source = formats::Source;
+using MemorySource = formats::MemorySource;
 
 // Where the fields the signature changes live, and the existing signature, as parsed.
 struct Layout {
