@@ -18,8 +18,8 @@
 #include "emulator/tsa.hpp"
 #include "formats/pe.hpp"
 #include "fuzz_timestamp.hpp"
-#include "support/cfb.hpp"
 #include "support/catalog.hpp"
+#include "support/cfb.hpp"
 #include "support/fixtures.hpp"
 
 using namespace tsign;
