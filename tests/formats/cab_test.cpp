@@ -10,10 +10,12 @@
 #include "formats/cab.hpp"
 #include "formats/format.hpp"
 #include "formats/spc_data.hpp"
+#include "reference.hpp"
 #include "support/fixtures.hpp"
 #include "support/memory_output.hpp"
 
 namespace fs = std::filesystem;
+namespace reference = tsign::test::reference;
 using tsign::Bytes;
 using tsign::DigestAlg;
 using tsign::test::fixture;
@@ -25,41 +27,6 @@ using tsign::test::write_all;
 namespace cab = tsign::formats::cab;
 
 namespace {
-
-std::string last_hex(const std::string& output, const std::string& label) {
-  std::string found;
-  for (std::size_t at = output.find(label); at != std::string::npos;
-       at = output.find(label, at + 1)) {
-    std::size_t colon = output.find(':', at);
-    std::size_t b = output.find_first_not_of(" \t", colon + 1);
-    std::size_t e = output.find_first_not_of("0123456789ABCDEFabcdef", b);
-    found = output.substr(b, e - b);
-  }
-  return tsign::ascii_upper(found);
-}
-
-void reference_sign(const fs::path& in, const fs::path& out, const char* alg) {
-  fs::remove(out);
-  auto r = run_command(std::string("osslsigncode sign -certs ") + quote(fixture("chain.pem")) +
-                       " -key " + quote(fixture("leaf.key")) + " -h " + alg + " -in " + quote(in) +
-                       " -out " + quote(out));
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-}
-
-Bytes extract_signature(const fs::path& signed_file, const fs::path& der_out) {
-  fs::remove(der_out);
-  auto r = run_command("osslsigncode extract-signature -in " + quote(signed_file) + " -out " +
-                       quote(der_out));
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  return read_all(der_out);
-}
-
-tsign::test::CommandResult ossl_verify(const fs::path& file) {
-  return run_command("osslsigncode verify -CAfile " + quote(fixture("root.pem")) + " -in " +
-                     quote(file));
-}
 
 std::string digest_hex(const fs::path& p, DigestAlg alg) {
   return tsign::ascii_upper(tsign::to_hex(tsign::formats::open(p)->digest(alg)));
@@ -116,7 +83,7 @@ TEST_CASE("every CAB fixture is detected and opened as a cabinet", "[cab]") {
 
 TEST_CASE("a cabinet's existing signature is the DER osslsigncode extracts", "[cab]") {
   tsign::test::TempDir tmp("cab-extract");
-  Bytes der = extract_signature(fixture("cab-signed.cab"), tmp / "sig.der");
+  Bytes der = reference::extract_signature(fixture("cab-signed.cab"), tmp / "sig.der");
   auto sig = tsign::formats::open(fixture("cab-signed.cab"))->existing_signature();
   REQUIRE(sig.has_value());
   CHECK(*sig == der);
@@ -130,11 +97,11 @@ TEST_CASE("the CAB digest equals osslsigncode's for SHA-256/384/512", "[cab]") {
     for (auto [alg, alg_name] : algs) {
       INFO(name << " " << alg_name);
       const auto signed_copy = tmp / (std::string(alg_name) + "-" + name);
-      reference_sign(fixture(name), signed_copy, alg_name);
-      auto v = ossl_verify(signed_copy);
+      reference::sign(fixture(name), signed_copy, alg_name);
+      auto v = reference::verify_trusted(signed_copy);
       INFO(v.output);
       REQUIRE(v.exit_code == 0);
-      const std::string reference = last_hex(v.output, "Calculated message digest");
+      const std::string reference = reference::last_hex(v.output, "Calculated message digest");
       REQUIRE(reference.size() == 2 * tsign::digest_size(alg));
       // The unsigned original hashes as its signed copy does (reserve inserted, then skipped).
       CHECK(digest_hex(fixture(name), alg) == reference);
@@ -153,8 +120,8 @@ TEST_CASE("write_signed writes what osslsigncode writes, with and without a rese
     for (const char* alg : {"sha256", "sha512"}) {
       INFO(in.filename().string() << " " << alg);
       const auto reference = tmp / (std::string("ref-") + alg + "-" + in.filename().string());
-      reference_sign(in, reference, alg);
-      Bytes der = extract_signature(reference, tmp / "sig.der");
+      reference::sign(in, reference, alg);
+      Bytes der = reference::extract_signature(reference, tmp / "sig.der");
       auto f = tsign::formats::open(in);
       const DigestAlg a = std::string(alg) == "sha256" ? DigestAlg::sha256 : DigestAlg::sha512;
       const Bytes before = f->digest(a);
@@ -163,7 +130,7 @@ TEST_CASE("write_signed writes what osslsigncode writes, with and without a rese
       CHECK(out.bytes == read_all(reference));
       const auto ours = tmp / (std::string("ours-") + alg + "-" + in.filename().string());
       write_all(ours, out.bytes);
-      auto v = ossl_verify(ours);
+      auto v = reference::verify_trusted(ours);
       INFO(v.output);
       CHECK(v.exit_code == 0);
       CHECK(v.output.find("Signature verification: ok") != std::string::npos);

@@ -6,16 +6,17 @@
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <regex>
 
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "formats/format.hpp"
 #include "formats/pe.hpp"
+#include "reference.hpp"
 #include "support/fixtures.hpp"
 #include "support/memory_output.hpp"
 
 namespace fs = std::filesystem;
+namespace reference = tsign::test::reference;
 using tsign::Bytes;
 using tsign::ByteView;
 using tsign::DigestAlg;
@@ -41,37 +42,6 @@ class FileOutput final : public tsign::formats::SignedOutput {
  private:
   std::ofstream out_;
 };
-
-// The last "<label> : HEX" of an osslsigncode output (the calculated value comes last).
-std::string last_hex(const std::string& output, const std::string& label) {
-  std::regex re(label + R"(\s*:\s*([0-9A-Fa-f]+))");
-  std::string found;
-  for (std::sregex_iterator it(output.begin(), output.end(), re), end; it != end; ++it)
-    found = (*it)[1];
-  return tsign::ascii_upper(found);
-}
-
-std::string osslsigncode_verify(const fs::path& file, const std::string& extra = "") {
-  return run_command("osslsigncode verify " + extra + " -in " + quote(file)).output;
-}
-
-// Signs `in` with the test leaf and chain, as the reference signer.
-void reference_sign(const fs::path& in, const fs::path& out, const char* alg) {
-  auto r = run_command(std::string("osslsigncode sign -certs ") + quote(fixture("chain.pem")) +
-                       " -key " + quote(fixture("leaf.key")) + " -h " + alg + " -in " + quote(in) +
-                       " -out " + quote(out));
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-}
-
-Bytes extract_signature(const fs::path& signed_file, const fs::path& der_out) {
-  fs::remove(der_out);  // osslsigncode refuses to overwrite
-  auto r = run_command("osslsigncode extract-signature -in " + quote(signed_file) + " -out " +
-                       quote(der_out));
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  return read_all(der_out);
-}
 
 std::uint32_t get32(const Bytes& b, std::size_t off) {
   return b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (std::uint32_t{b[off + 3]} << 24);
@@ -137,7 +107,7 @@ TEST_CASE("the existing signature is the DER osslsigncode extracts", "[pe]") {
   tsign::test::TempDir tmp("pe-extract");
   for (const char* name : {"pe64-signed.exe", "pe64-signed-leaf.exe"}) {
     INFO(name);
-    Bytes der = extract_signature(fixture(name), tmp / "sig.der");
+    Bytes der = reference::extract_signature(fixture(name), tmp / "sig.der");
     auto sig = tsign::formats::open(fixture(name))->existing_signature();
     REQUIRE(sig.has_value());
     CHECK(*sig == der);
@@ -152,11 +122,12 @@ TEST_CASE("the digest equals osslsigncode's for SHA-256/384/512", "[pe]") {
     for (auto [alg, alg_name] : algs) {
       INFO(name << " " << alg_name);
       const auto signed_copy = tmp / (std::string(alg_name) + "-" + name);
-      reference_sign(fixture(name), signed_copy, alg_name);
+      reference::sign(fixture(name), signed_copy, alg_name);
       const std::string reference =
-          last_hex(osslsigncode_verify(signed_copy), "Calculated message digest");
+          reference::last_hex(reference::verify(signed_copy).output, "Calculated message digest");
       REQUIRE(reference.size() == 2 * tsign::digest_size(alg));
-      CHECK(last_hex(osslsigncode_verify(signed_copy), "Current message digest") == reference);
+      CHECK(reference::last_hex(reference::verify(signed_copy).output, "Current message digest") ==
+            reference);
       // The unsigned original hashes as its signed copy does (padding and table excluded).
       CHECK(digest_hex(fixture(name), alg) == reference);
       CHECK(digest_hex(signed_copy, alg) == reference);
@@ -171,13 +142,13 @@ TEST_CASE("the digest streams across 1 MiB chunk boundaries", "[pe]") {
   const std::size_t overlay = 3 * (1u << 20) + 5;  // several chunks, odd length
   for (std::size_t i = 0; i < overlay; ++i) big.push_back(static_cast<std::uint8_t>(rng()));
   write_all(tmp / "big.exe", big);
-  reference_sign(tmp / "big.exe", tmp / "big-signed.exe", "sha256");
-  const auto reference =
-      last_hex(osslsigncode_verify(tmp / "big-signed.exe"), "Calculated message digest");
+  reference::sign(tmp / "big.exe", tmp / "big-signed.exe", "sha256");
+  const auto reference = reference::last_hex(reference::verify(tmp / "big-signed.exe").output,
+                                             "Calculated message digest");
   CHECK(digest_hex(tmp / "big.exe", DigestAlg::sha256) == reference);
 
   // And the written file is byte for byte what osslsigncode wrote.
-  Bytes der = extract_signature(tmp / "big-signed.exe", tmp / "sig.der");
+  Bytes der = reference::extract_signature(tmp / "big-signed.exe", tmp / "sig.der");
   auto f = tsign::formats::open(tmp / "big.exe");
   f->digest(DigestAlg::sha256);
   MemoryOutput out;
@@ -192,8 +163,8 @@ TEST_CASE("write_signed produces a file osslsigncode verifies", "[pe]") {
     for (const char* alg : {"sha256", "sha512"}) {
       INFO(name << " " << alg);
       const auto reference = tmp / (std::string("ref-") + alg + "-" + name);
-      reference_sign(fixture(name), reference, alg);
-      Bytes der = extract_signature(reference, tmp / "sig.der");
+      reference::sign(fixture(name), reference, alg);
+      Bytes der = reference::extract_signature(reference, tmp / "sig.der");
 
       // With and without the checksum cached by a digest pass, onto the unsigned original and
       // onto a copy carrying another (self-signed) signature: always the reference's bytes.
@@ -214,7 +185,7 @@ TEST_CASE("write_signed produces a file osslsigncode verifies", "[pe]") {
         const Bytes written = read_all(out_path);
         CHECK(written.size() % 8 == 0);
         CHECK(get32(written, e_lfanew(written) + 88) ==
-              std::stoul(last_hex(r.output, "PE checksum"), nullptr, 16));
+              std::stoul(reference::last_hex(r.output, "PE checksum"), nullptr, 16));
       }
     }
   }
@@ -223,7 +194,7 @@ TEST_CASE("write_signed produces a file osslsigncode verifies", "[pe]") {
 TEST_CASE("write_signed replaces an existing signature", "[pe]") {
   tsign::test::TempDir tmp("pe-resign");
   // pe64-signed-leaf.exe's signature covers pe64.exe's digest, which pe64-signed.exe shares.
-  Bytes der = extract_signature(fixture("pe64-signed-leaf.exe"), tmp / "sig.der");
+  Bytes der = reference::extract_signature(fixture("pe64-signed-leaf.exe"), tmp / "sig.der");
   auto f = tsign::formats::open(fixture("pe64-signed.exe"));
   MemoryOutput out;
   f->write_signed(der, out);
@@ -256,7 +227,8 @@ TEST_CASE("the PE checksum matches osslsigncode and a reference loop", "[pe]") {
     const Bytes b = read_all(fixture(name));
     const std::uint32_t ours = pe::pe_checksum(b, e_lfanew(b) + 88);
     CHECK(ours ==
-          std::stoul(last_hex(osslsigncode_verify(fixture(name)), "PE checksum"), nullptr, 16));
+          std::stoul(reference::last_hex(reference::verify(fixture(name)).output, "PE checksum"),
+                     nullptr, 16));
     CHECK(ours == reference_checksum(b, e_lfanew(b) + 88));
   }
   // Random buffers of odd and even lengths; the sum must not depend on how it is split.
