@@ -122,8 +122,9 @@ struct StreamUpdate {
 //
 // `read_first(reader)` runs once the new tables are known and before a byte is written: every
 // sector it reads is fingerprinted and checked again as it is copied, so a file edited in between
-// fails with changed(). Throws FileError if the file no longer matches `layout` or would need more
-// sectors than a compound file can hold.
+// fails with changed(), as does a file whose size changed. The caller checks beforehand that the
+// file still has `layout`'s structure (parse, same_structure). Throws FileError if the file would
+// need more sectors than a compound file can hold.
 void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& streams,
            const std::function<void(StreamReader&)>& read_first, SignedOutput& out,
            std::string_view name);
