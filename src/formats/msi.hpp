@@ -1,15 +1,13 @@
-// Windows Installer files (.msi .msp .msm): compound files, [MS-CFB] "Compound File Binary File
-// Format" (header, FAT, DIFAT, mini FAT, mini stream, directory red-black tree), signed as
+// Windows Installer files (.msi .msp .msm): compound files (cfb.hpp, [MS-CFB]), signed as
 // docs/authenticode.md (row MSI) and docs/formats.md ("MSI") describe: the DER PKCS#7 is the
 // root storage's stream "\x05DigitalSignature"; the digest covers every other stream's content in
 // a fixed order, each storage's CLSID, and with "\x05MsiDigitalSignatureEx" a metadata pre-hash.
 //
-// The parser and digest work on a Source (a file or a memory buffer) so the unit tests and the
-// fuzz target exercise exactly the code the signer runs. Memory: the allocation tables and the
-// directory only, never a stream's content (the signature streams excepted).
+// The digest works on a Source (a file or a memory buffer) so the unit tests and the fuzz target
+// exercise exactly the code the signer runs. Memory: the allocation tables and the directory
+// only, never a stream's content (the signature streams excepted).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -19,8 +17,8 @@
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "formats/cfb.hpp"
 #include "formats/format.hpp"
-#include "formats/pe.hpp"
 
 namespace tsign::platform {
 class ReadFile;
@@ -28,39 +26,13 @@ class ReadFile;
 
 namespace tsign::formats::msi {
 
-using Source = pe::Source;
-using MemorySource = pe::MemorySource;
+using Source = cfb::Source;
+using MemorySource = cfb::MemorySource;
+using cfb::kEntrySize;
+using Entry = cfb::Entry;
 
-inline constexpr std::size_t kEntrySize = 128;
-
-// One 128-byte directory entry, as stored, with the fields tsign reads.
-struct Entry {
-  std::array<std::uint8_t, kEntrySize> raw{};
-  std::uint16_t name_len = 0;  // bytes, with the terminating NUL
-  std::uint8_t type = 0;       // 0 unused, 1 storage, 2 stream, 5 root
-  std::uint32_t left = 0, right = 0, child = 0;
-  std::uint32_t start = 0;
-  std::uint64_t size = 0;
-  ByteView name() const { return ByteView(raw.data(), name_len); }
-};
-
-// The compound file's structure as parsed: its tables, never its streams' bytes.
-struct Layout {
-  std::uint64_t file_size = 0;
-  std::uint16_t major = 3;
-  std::uint32_t sector_size = 512;
-  std::uint64_t sectors = 0;  // sector slots the file holds (the last may be partial)
-  std::array<std::uint8_t, 512> header{};
-  std::vector<std::uint32_t> fat_sectors;    // where the FAT lives, in order (the DIFAT)
-  std::vector<std::uint32_t> difat_sectors;  // the DIFAT chain beyond the header's 109
-  std::vector<std::uint32_t> fat;
-  std::vector<std::uint32_t> minifat_sectors;
-  std::vector<std::uint32_t> minifat;
-  std::vector<std::uint32_t> dir_sectors;
-  std::vector<std::uint32_t> ministream;  // the root entry's chain, which holds the mini stream
-  std::vector<Entry> entries;
-  // For each storage (and the root) the ids of its children in digest order; empty otherwise.
-  std::vector<std::vector<std::uint32_t>> children;
+// The compound file's structure (its children in digest order), and its signature streams.
+struct Layout : cfb::Layout {
   std::optional<std::uint32_t> signature;     // entry id of root's \x05DigitalSignature
   std::optional<std::uint32_t> signature_ex;  // entry id of root's \x05MsiDigitalSignatureEx
 };
@@ -68,9 +40,8 @@ struct Layout {
 // Content detection: the compound-file magic D0 CF 11 E0 A1 B1 1A E1. Never throws.
 bool detect(Source& src);
 
-// Full validation of the structure. Throws FileError "<name>: <reason>" for anything the signer
-// must refuse: loops, sectors past the end of the file, directory cycles, streams larger than
-// their chains, mini sectors beyond the mini stream.
+// Full validation of the structure (cfb::parse), and a signature stream that is a storage.
+// Throws FileError "<name>: <reason>" for anything the signer must refuse.
 Layout parse(Source& src, std::string_view name);
 
 // The MsiDigitalSignatureEx pre-hash: the entries' metadata (names, sizes, state bits, times,
