@@ -21,10 +21,12 @@ namespace {
 // be checked against it: a file edited between the digest pass and the copy is caught.
 class Fingerprints {
  public:
+  // 4 bytes a sector: a 2 GiB file of 512-byte sectors keeps 16 MiB of them.
   explicit Fingerprints(std::uint64_t sectors) : fp_(static_cast<std::size_t>(sectors), 0) {}
-  static std::uint64_t of(ByteView b) {
-    // FNV-1a over 8-byte words: fast; it guards against edits, not against an adversary who can
-    // already write the file (it would not need a collision to change what gets signed).
+  static std::uint32_t of(ByteView b) {
+    // FNV-1a over 8-byte words, folded to 32 bits: fast; it guards against edits, not against an
+    // adversary who can already write the file (it would not need a collision to change what
+    // gets signed).
     std::uint64_t h = 0xCBF29CE484222325ull ^ b.size();
     std::size_t i = 0;
     for (; i + 8 <= b.size(); i += 8) {
@@ -34,17 +36,17 @@ class Fingerprints {
       h ^= h >> 29;
     }
     for (; i < b.size(); ++i) h = (h ^ b[i]) * 0x100000001B3ull;
-    return h | 1;  // 0 means "not read"
+    return static_cast<std::uint32_t>(h ^ (h >> 32)) | 1;  // 0 means "not read"
   }
   void note(std::uint32_t s, ByteView b, std::string_view name) {
-    const std::uint64_t f = of(b);
+    const std::uint32_t f = of(b);
     if (fp_[s] != 0 && fp_[s] != f) changed(name);
     fp_[s] = f;
   }
-  std::uint64_t get(std::uint32_t s) const { return fp_[s]; }
+  std::uint32_t get(std::uint32_t s) const { return fp_[s]; }
 
  private:
-  std::vector<std::uint64_t> fp_;
+  std::vector<std::uint32_t> fp_;
 };
 
 // Frees a stream's sectors in the new tables.
@@ -316,15 +318,26 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
     read_first(reader);
   }
 
-  // What replaces each existing table sector.
+  // What replaces each existing table sector: the table sectors only, sorted by position (a
+  // table a sector would cost as much memory as the fingerprints).
   enum class Kind : std::uint8_t { data, fat_table, difat_table, minifat_table, dir_table };
-  std::vector<std::pair<Kind, std::uint32_t>> role(S, {Kind::data, 0});
-  for (std::uint32_t i = 0; i < fat_have; ++i) role[l.fat_sectors[i]] = {Kind::fat_table, i};
-  for (std::uint32_t i = 0; i < difat_have; ++i) role[l.difat_sectors[i]] = {Kind::difat_table, i};
+  struct Role {
+    std::uint32_t sector;
+    Kind kind;
+    std::uint32_t index;
+  };
+  std::vector<Role> roles;
+  for (std::uint32_t i = 0; i < fat_have; ++i)
+    roles.push_back({l.fat_sectors[i], Kind::fat_table, i});
+  for (std::uint32_t i = 0; i < difat_have; ++i)
+    roles.push_back({l.difat_sectors[i], Kind::difat_table, i});
   for (std::uint32_t i = 0; i < minifat_have; ++i)
-    role[l.minifat_sectors[i]] = {Kind::minifat_table, i};
+    roles.push_back({l.minifat_sectors[i], Kind::minifat_table, i});
   for (std::uint32_t i = 0; i < l.dir_sectors.size(); ++i)
-    role[l.dir_sectors[i]] = {Kind::dir_table, i};
+    roles.push_back({l.dir_sectors[i], Kind::dir_table, i});
+  std::sort(roles.begin(), roles.end(),
+            [](const Role& a, const Role& b) { return a.sector < b.sector; });
+  std::size_t next_role = 0;  // the first table sector at or after the copy's position
   auto dir_sector = [&](std::size_t k) {
     Bytes b(ssz, 0);
     for (std::size_t i = 0; i < ssz / kEntrySize; ++i)
@@ -362,13 +375,15 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   }
   Bytes buf;
   for (std::uint32_t s = 0; s < S;) {
-    if (role[s].first != Kind::data) {
-      out.write(table_sector(role[s].first, role[s].second));
+    while (next_role < roles.size() && roles[next_role].sector < s) ++next_role;
+    if (next_role < roles.size() && roles[next_role].sector == s) {
+      out.write(table_sector(roles[next_role].kind, roles[next_role].index));
       ++s;
       continue;
     }
+    const std::uint32_t table_at = next_role < roles.size() ? roles[next_role].sector : S;
     std::uint32_t e = s;
-    while (e < S && role[e].first == Kind::data && e - s < kChunk / ssz) ++e;
+    while (e < S && e < table_at && e - s < kChunk / ssz) ++e;
     const std::uint64_t off = sector_offset(l, s);
     const std::uint64_t len =
         std::min<std::uint64_t>(std::uint64_t{e - s} * ssz, l.file_size - off);
