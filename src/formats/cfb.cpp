@@ -26,10 +26,11 @@ bool name_order(const Entry& a, const Entry& b) {
   return a.name_len > b.name_len;
 }
 
-// Follows a FAT chain from `start`; every sector must be inside the file, used once.
-std::vector<std::uint32_t> fat_chain(const Layout& l, std::uint32_t start, std::vector<bool>& used,
-                                     std::string_view name, const std::string& what) {
-  std::vector<std::uint32_t> chain;
+// Follows a FAT chain from `start`, calling `visit` with each sector; every sector must be inside
+// the file, used once.
+template <class Visit>
+void walk_fat_chain(const Layout& l, std::uint32_t start, std::vector<bool>& used,
+                    std::string_view name, const std::string& what, Visit visit) {
   for (std::uint32_t s = start; s != kEndOfChain;) {
     if (s > kMaxRegSect || s >= l.sectors)
       fail(name, what + " runs to sector " + std::to_string(s) + ", past the end of the file (" +
@@ -40,9 +41,16 @@ std::vector<std::uint32_t> fat_chain(const Layout& l, std::uint32_t start, std::
       fail(name, what + " reaches sector " + std::to_string(s) +
                      " a second time (a loop, or a sector shared with another chain)");
     used[s] = true;
-    chain.push_back(s);
+    visit(s);
     s = l.fat[s];
   }
+}
+
+// The same, keeping the chain (for the tables and the mini stream, which stay small).
+std::vector<std::uint32_t> fat_chain(const Layout& l, std::uint32_t start, std::vector<bool>& used,
+                                     std::string_view name, const std::string& what) {
+  std::vector<std::uint32_t> chain;
+  walk_fat_chain(l, start, used, name, what, [&](std::uint32_t s) { chain.push_back(s); });
   return chain;
 }
 
@@ -230,16 +238,22 @@ Layout parse(Source& src, std::string_view name) {
         fail(name, label + " is " + std::to_string(e.size) + " bytes but its mini chain holds " +
                        std::to_string(count) + " mini sectors");
     } else {
-      auto chain = fat_chain(l, e.start, used, name, label);
-      if (std::uint64_t{chain.size()} * l.sector_size < e.size)
-        fail(name, label + " is " + std::to_string(e.size) + " bytes but its chain holds " +
-                       std::to_string(chain.size()) + " sectors");
+      // Walked, not stored: the chain of a 2 GiB stream would be 16 MiB of sector numbers.
       const std::uint64_t k = (e.size + l.sector_size - 1) / l.sector_size;
-      for (std::uint64_t i = 0; i < k; ++i) {
-        const std::uint64_t need = i + 1 < k ? l.sector_size : e.size - (k - 1) * l.sector_size;
-        if (sector_bytes(l, chain[static_cast<std::size_t>(i)]) < need)
-          fail(name, label + " ends past the end of the file");
-      }
+      std::uint64_t count = 0;
+      bool short_sector = false;  // a sector the stream needs whole lies past the end of the file
+      walk_fat_chain(l, e.start, used, name, label, [&](std::uint32_t sector) {
+        if (count < k) {
+          const std::uint64_t need =
+              count + 1 < k ? l.sector_size : e.size - (k - 1) * l.sector_size;
+          if (sector_bytes(l, sector) < need) short_sector = true;
+        }
+        ++count;
+      });
+      if (count * l.sector_size < e.size)
+        fail(name, label + " is " + std::to_string(e.size) + " bytes but its chain holds " +
+                       std::to_string(count) + " sectors");
+      if (short_sector) fail(name, label + " ends past the end of the file");
     }
   }
 

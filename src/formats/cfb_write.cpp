@@ -4,6 +4,7 @@
 // rebuilt when it gets a new entry. What the streams mean is the caller's business (msi.cpp).
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -49,8 +50,34 @@ class Fingerprints {
   std::vector<std::uint32_t> fp_;
 };
 
+// The new FAT as edits over the parsed one. Signing changes a handful of entries (the old
+// signature's sectors freed, the new sectors chained, the tables' own sectors marked) and
+// appends a few: a second copy of a table of 4 bytes a sector would double its memory.
+class FatEdit {
+ public:
+  explicit FatEdit(const std::vector<std::uint32_t>& base) : base_(base), size_(base.size()) {}
+  std::uint32_t operator[](std::size_t i) const {
+    if (auto it = edits_.find(i); it != edits_.end()) return it->second;
+    return i < base_.size() && i < free_from_ ? base_[i] : kFreeSect;
+  }
+  void set(std::size_t i, std::uint32_t v) { edits_[i] = v; }
+  std::size_t size() const { return size_; }
+  // The table grows to `n` entries, and every entry from `from` on that is not set later reads
+  // as free (the parsed table's entries past the file's last sector included).
+  void grow_free_from(std::size_t n, std::size_t from) {
+    size_ = std::max(size_, n);
+    free_from_ = from;
+  }
+
+ private:
+  const std::vector<std::uint32_t>& base_;
+  std::map<std::size_t, std::uint32_t> edits_;
+  std::size_t size_;
+  std::size_t free_from_ = static_cast<std::size_t>(-1);
+};
+
 // Frees a stream's sectors in the new tables.
-void free_stream(const Layout& l, const Entry& e, std::vector<std::uint32_t>& fat,
+void free_stream(const Layout& l, const Entry& e, FatEdit& fat,
                  std::vector<std::uint32_t>& minifat) {
   if (e.size == 0) return;
   std::uint64_t n = 0;
@@ -65,7 +92,7 @@ void free_stream(const Layout& l, const Entry& e, std::vector<std::uint32_t>& fa
     const std::uint64_t count = (e.size + l.sector_size - 1) / l.sector_size;
     for (std::uint32_t s = e.start; s != kEndOfChain && n < count; ++n) {
       const std::uint32_t next = l.fat[s];
-      fat[s] = kFreeSect;
+      fat.set(s, kFreeSect);
       s = next;
     }
   }
@@ -105,7 +132,8 @@ void rebuild_root_tree(std::vector<Entry>& entries, std::vector<std::uint32_t> i
   entries[0].child = top;
 }
 
-void put_table(Bytes& b, const std::vector<std::uint32_t>& t, std::size_t from, std::size_t n) {
+template <class Table>
+void put_table(Bytes& b, const Table& t, std::size_t from, std::size_t n) {
   b.assign(n * 4, 0xFF);
   for (std::size_t i = 0; i < n && from + i < t.size(); ++i) put32(&b[4 * i], t[from + i]);
 }
@@ -120,7 +148,7 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   const std::uint32_t per = ssz / 4;
   const std::uint32_t S = static_cast<std::uint32_t>(l.sectors);
 
-  std::vector<std::uint32_t> fat = l.fat;
+  FatEdit fat(l.fat);
   std::vector<std::uint32_t> minifat = l.minifat;
   std::vector<Entry> entries = l.entries;
   for (const StreamUpdate& st : streams)
@@ -226,17 +254,17 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   const std::uint32_t fat_at = take(fat_add);
   const std::uint32_t difat_at = take(difat_add);
 
-  fat.resize(std::size_t{fat_have + fat_add} * per, kFreeSect);
-  for (std::size_t s = S; s < fat.size(); ++s) fat[s] = kFreeSect;
+  fat.grow_free_from(std::size_t{fat_have + fat_add} * per, S);
   auto chain = [&](std::uint32_t first, std::uint32_t n, std::uint32_t prev_last,
                    std::uint32_t* head) {
     if (n == 0) return;
     if (prev_last != kNoStream) {
-      fat[prev_last] = first;
+      fat.set(prev_last, first);
     } else if (head) {
       *head = first;
     }
-    for (std::uint32_t i = 0; i < n; ++i) fat[first + i] = i + 1 < n ? first + i + 1 : kEndOfChain;
+    for (std::uint32_t i = 0; i < n; ++i)
+      fat.set(first + i, i + 1 < n ? first + i + 1 : kEndOfChain);
   };
 
   // The mini stream and the root entry.
@@ -278,8 +306,8 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
         &minifat_first);
   std::uint32_t dir_first = le32(header.data() + 0x30);
   chain(dir_at, dir_add, l.dir_sectors.back(), &dir_first);
-  for (std::uint32_t i = 0; i < fat_add; ++i) fat[fat_at + i] = kFatSect;
-  for (std::uint32_t i = 0; i < difat_add; ++i) fat[difat_at + i] = kDifSect;
+  for (std::uint32_t i = 0; i < fat_add; ++i) fat.set(fat_at + i, kFatSect);
+  for (std::uint32_t i = 0; i < difat_add; ++i) fat.set(difat_at + i, kDifSect);
   if (!added.empty()) {
     std::vector<std::uint32_t> root_ids = l.children[0];
     root_ids.insert(root_ids.end(), added.begin(), added.end());
