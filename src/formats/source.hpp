@@ -29,6 +29,8 @@ class MemorySource final : public Source {
  public:
   explicit MemorySource(ByteView data, std::string name = "<memory>")
       : data_(data), name_(std::move(name)) {}
+  // It only views the bytes: a temporary buffer would be gone before the first read.
+  explicit MemorySource(Bytes&& temporary, std::string name = "<memory>") = delete;
   std::uint64_t size() const override { return data_.size(); }
   void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
 

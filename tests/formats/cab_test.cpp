@@ -77,7 +77,8 @@ TEST_CASE("every CAB fixture is detected and opened as a cabinet", "[cab]") {
     CHECK(tsign::to_hex(content.spc_value).rfind("a21e801c003c003c003c004f0062", 0) == 0);
   }
   // Not a PE: the PE fixture is not taken for a cabinet.
-  cab::MemorySource pe_src(read_all(fixture("pe64.exe")));
+  const Bytes pe = read_all(fixture("pe64.exe"));  // outlives the source that views it
+  cab::MemorySource pe_src(pe);
   CHECK_FALSE(cab::detect(pe_src));
 }
 
