@@ -1,8 +1,10 @@
 #include "gha/workflow.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/bytes.hpp"
@@ -212,6 +214,29 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
            << r.lowest_concurrency << " in flight";
     head << " |\n";
   }
+  // What each format came to: a folder of mixed installers shows at a glance which kind failed.
+  std::map<std::string, std::array<std::size_t, 3>> by_format;  // signed, failed, skipped
+  for (const auto& f : r.files) {
+    if (f.format.empty()) continue;
+    auto& n = by_format[f.format];
+    ++n[f.status == Status::signed_ok ? 0 : f.status == Status::failed ? 1 : 2];
+  }
+  if (!by_format.empty()) {
+    head << "| Formats | ";
+    const char* words[] = {" signed", " failed", " skipped"};
+    bool first_format = true;
+    for (const auto& [name, n] : by_format) {
+      head << (first_format ? "" : " · ") << escape_markdown(name) << ": ";
+      bool first = true;
+      for (int k = 0; k < 3; ++k)
+        if (n[k] > 0) {
+          head << (first ? "" : ", ") << n[k] << words[k];
+          first = false;
+        }
+      first_format = false;
+    }
+    head << " |\n";
+  }
   head << "| Exit code | " << static_cast<int>(code) << " |\n\n";
 
   std::string failures, skipped;
@@ -225,7 +250,7 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   }
 
   std::string out = head.str();
-  std::string table = "| File | Size | Result | Time |\n|---|---:|---|---:|\n";
+  std::string table = "| File | Format | Size | Result | Time |\n|---|---|---:|---|---:|\n";
   std::size_t shown = 0;
   // Keep room for the failures section and the tail line.
   std::size_t budget = limit > out.size() + 2048 ? limit - out.size() - 2048 : 0;
@@ -247,9 +272,10 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   for (const auto& f : r.files) {
     std::string name = platform::to_utf8(f.path);
     if (!f.target.empty() && f.target != f.path) name += " → " + platform::to_utf8(f.target);
-    std::string row = "| " + escape_markdown(name) + " | " + human_size(f.bytes) + " | " +
-                      std::string(engine::status_name(f.status)) + " | " + seconds(f.seconds) +
-                      " |\n";
+    std::string row = "| " + escape_markdown(name) + " | " +
+                      (f.format.empty() ? std::string("–") : escape_markdown(f.format)) + " | " +
+                      human_size(f.bytes) + " | " + std::string(engine::status_name(f.status)) +
+                      " | " + seconds(f.seconds) + " |\n";
     if (table.size() + row.size() > budget) break;
     table += row;
     ++shown;

@@ -87,6 +87,24 @@ TEST_CASE("summary: totals, certificate, a row per file, failures with reasons",
   CHECK(md.find("HTTP 503") != std::string::npos);
 }
 
+TEST_CASE("summary: counts by format, and each file's format in the table", "[gha]") {
+  auto r = run_of(5);  // file3 failed
+  const char* formats[] = {"pe", "msi", "pe", "msi", "cab"};
+  for (int i = 0; i < 5; ++i) r.files[i].format = formats[i];
+  FileResult script;
+  script.path = "tools/x.ps1";
+  script.status = Status::skipped;
+  script.error = "skipped: a PowerShell script";
+  r.files.push_back(script);  // no format: not counted by format
+  auto md = gha::summary_markdown(r, {});
+  // Formats in the order the registry lists them would need the registry; by name is stable.
+  CHECK(md.find("| Formats | cab: 1 signed · msi: 1 signed, 1 failed · pe: 2 signed |") !=
+        std::string::npos);
+  CHECK(md.find("| File | Format | Size | Result | Time |") != std::string::npos);
+  CHECK(md.find("| bin/file1.dll | msi | ") != std::string::npos);
+  CHECK(md.find("| tools/x.ps1 | – | ") != std::string::npos);
+}
+
 TEST_CASE("summary of 10 000 files stays under 1 MiB and says how many rows it left out", "[gha]") {
   auto r = run_of(10000, "a/rather/long/path/to/some/build/output/folder/of/the/project/lib");
   auto md = gha::summary_markdown(r, {});
