@@ -99,6 +99,9 @@ engine::SignerFactory signer_factory(const Options& o) {
         boost::asio::awaitable<signer::SignResult> sign(Bytes d, DigestAlg a) override {
           co_return co_await s->sign(std::move(d), a);
         }
+        boost::asio::awaitable<std::vector<X509Ptr>> certificate_chain() override {
+          co_return co_await s->certificate_chain();
+        }
         std::string describe() const override { return s->describe(); }
       };
       auto f = std::make_unique<Forward>();

@@ -9,11 +9,13 @@
 #include <mutex>
 #include <thread>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -324,12 +326,17 @@ class Run {
         r.status = settings_.dry_run ? Status::planned : Status::skipped;
         r.error = prep.skip_reason;
       } else {
+        // A format's rule about the certificate (an app package's Publisher must be its subject)
+        // is checked against the certificate the service signs with, learnt for free, before a
+        // signature is paid for.
+        if (prep.file->needs_signing_certificate())
+          prep.file->check_signing_certificate(co_await signing_leaf());
         auto res =
             co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
         Bytes der = prep.signature->assemble(res);
-        // The format's own rule about the certificate (an app package's Publisher must be its
-        // subject), before a time-stamp is requested for the signature.
+        // Again with the certificate that did sign (the service's leaf rotates), before a
+        // time-stamp is requested for the signature.
         prep.file->check_signing_certificate(
             authenticode::certificate_der(res.chain.front().get()));
         if (!result_.certificate && !res.chain.empty())
@@ -363,6 +370,32 @@ class Run {
       r.error = std::string("internal error: ") + e.what();
     }
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  // The DER of the signing certificate, asked of the signer once per run: the first file that
+  // needs it fetches it while the others wait (all on the io thread). A fetch that fails is not
+  // remembered: the next file asks again (an identity error stops the run anyway).
+  asio::awaitable<Bytes> signing_leaf() {
+    while (!leaf_ && fetching_leaf_) {
+      if (!leaf_gate_)
+        leaf_gate_.emplace(co_await asio::this_coro::executor,
+                           asio::steady_timer::time_point::max());
+      // Woken by cancel() when the fetch is done: that error code is the wake-up.
+      co_await leaf_gate_->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (leaf_) co_return *leaf_;
+    fetching_leaf_ = true;
+    struct Done {
+      Run& run;
+      ~Done() {
+        run.fetching_leaf_ = false;
+        if (run.leaf_gate_) run.leaf_gate_->cancel();
+      }
+    } done{*this};
+    auto chain = co_await handle_.signer->certificate_chain();
+    if (chain.empty()) throw FileError("the signer named no signing certificate");
+    leaf_ = authenticode::certificate_der(chain.front().get());
+    co_return *leaf_;
   }
 
   // Pool stage 1: open by content, check writable, digest, build the attributes to sign.
@@ -453,6 +486,10 @@ class Run {
   int active_ = 0;
   bool stop_ = false, deadline_hit_ = false, any_deadline_failure_ = false;
   std::string stop_reason_;
+  // The signing certificate (signing_leaf()); io thread only.
+  std::optional<Bytes> leaf_;
+  bool fetching_leaf_ = false;
+  std::optional<asio::steady_timer> leaf_gate_;
 };
 
 }  // namespace

@@ -68,9 +68,13 @@ class SignableFile {
   // pre-hash of one digest algorithm), so that it is refused before a signature is requested.
   virtual void check_can_nest(DigestAlg alg) { (void)alg; }
 
+  // Whether check_signing_certificate has a rule to check: then the engine learns the signing
+  // certificate (for free) and calls it before a signature is requested, and again with the
+  // certificate that signed before the signed copy is written.
+  virtual bool needs_signing_certificate() const { return false; }
   // Throws FileError naming the file if it must not be signed with this certificate (DER of the
-  // leaf). An app package's Publisher must equal the certificate's subject; the engine calls this
-  // before the signed copy is written. Most formats accept any code-signing certificate.
+  // leaf). An app package's Publisher must equal the certificate's subject. Most formats accept
+  // any code-signing certificate.
   virtual void check_signing_certificate(ByteView leaf_der) const { (void)leaf_der; }
 
   // Writes the whole file with `pkcs7_der` (a DER ContentInfo) as its only signature, replacing

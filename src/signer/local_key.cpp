@@ -57,6 +57,12 @@ class LocalKeySigner : public Signer {
     co_return sign_now(digest, alg);
   }
 
+  boost::asio::awaitable<std::vector<X509Ptr>> certificate_chain() override {
+    std::vector<X509Ptr> out;
+    for (const auto& c : chain_) out.push_back(clone(c));
+    co_return out;
+  }
+
   std::string describe() const override { return description_; }
 
  private:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -23,6 +24,11 @@ class Signer {
   // Throws tsign::Error subclasses: FileError for a per-file failure, AuthError for 401/403,
   // DeadlineError when the run's deadline passes.
   virtual boost::asio::awaitable<SignResult> sign(Bytes digest, DigestAlg alg) = 0;
+  // The certificate chain (leaf first) signatures are made with, learnt without making one: a
+  // format with a rule about the certificate (an app package's Publisher) is checked before any
+  // signature is paid for. A local key returns its own chain; the service answers from its free
+  // certificate-chain endpoint. Same errors as sign().
+  virtual boost::asio::awaitable<std::vector<X509Ptr>> certificate_chain() = 0;
   // For logs and the summary: "local key k.pem" / "Trusted Signing eus/account/profile".
   virtual std::string describe() const = 0;
 };

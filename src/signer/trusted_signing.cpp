@@ -69,12 +69,37 @@ class TrustedSigningSigner final : public Signer {
       co_await wait(
           poll_retry_after(res).value_or(std::chrono::milliseconds(std::min(1000, 50 + 10 * i))));
       res = co_await send("GET", poll_url, {});
-      check(res, false, version);
+      check(res, Request::poll, version);
       std::string id = st.operation_id;
       st = parse_sign_status(res.body);
       if (st.operation_id.empty()) st.operation_id = id;
     }
     co_return result(st);
+  }
+
+  // The certificate-chain endpoint (free), in the run's api-version: when none is settled yet, the
+  // GA version, and the preview once if that is refused for its version (the same rule as the
+  // sign request's, and what works here settles the run's version: one contract per account).
+  asio::awaitable<std::vector<X509Ptr>> certificate_chain() override {
+    while (!settled_ && probing_) co_await wait_for_probe();
+    const ApiVersion first = settled_.value_or(ApiVersion::ga_2024_06_15);
+    http::Response res = co_await send_certchain(first);
+    ApiVersion used = first;
+    if (!settled_ && !accepted(res) &&
+        refused_for_version(res.status, res.body, res.header("x-ms-error-code").value_or(""))) {
+      used = ApiVersion::preview_2022_06_15;
+      log_.debug("Trusted Signing api-version " + std::string(api_version_name(first)) +
+                 " refused for the certificate chain (" + answer_summary(res) + "); trying " +
+                 std::string(api_version_name(used)));
+      res = co_await send_certchain(used);
+    }
+    if (!accepted(res)) check(res, Request::certchain, used);
+    if (!settled_) {
+      settled_ = used;
+      log_.debug("Trusted Signing api-version " + std::string(api_version_name(used)) +
+                 ": accepted by the service, used for the rest of the run");
+    }
+    co_return decode_certificate_chain(res.body);
   }
 
   std::string describe() const override {
@@ -94,7 +119,7 @@ class TrustedSigningSigner final : public Signer {
     if (settled_) {
       ApiVersion v = *settled_;
       http::Response res = co_await send("POST", sign_url(prefix_, v), body);
-      check(res, true, v);
+      check(res, Request::sign, v);
       co_return std::pair{std::move(res), v};
     }
 
@@ -119,7 +144,7 @@ class TrustedSigningSigner final : public Signer {
       co_return std::pair{std::move(res), preferred};
     }
     if (!refused_for_version(res.status, res.body, res.header("x-ms-error-code").value_or(""))) {
-      check(res, true, preferred);  // not about the version: the usual error
+      check(res, Request::sign, preferred);  // not about the version: the usual error
       co_return std::pair{std::move(res), preferred};
     }
     const std::string refusal = answer_summary(res);
@@ -135,7 +160,7 @@ class TrustedSigningSigner final : public Signer {
     }
     // Both refused: the first refusal is the error, and no other request falls back again.
     settled_ = preferred;
-    check(res, true, preferred,
+    check(res, Request::sign, preferred,
           "; api-version " + fallback_name + " was refused too (" + answer_summary(again) + ")");
     co_return std::pair{std::move(res), preferred};
   }
@@ -163,7 +188,12 @@ class TrustedSigningSigner final : public Signer {
     co_await t.async_wait(asio::use_awaitable);
   }
 
-  asio::awaitable<http::Response> send(const char* method, std::string url, std::string body) {
+  asio::awaitable<http::Response> send_certchain(ApiVersion v) {
+    co_return co_await send("GET", certchain_url(prefix_, v), {}, "application/pkcs7-mime");
+  }
+
+  asio::awaitable<http::Response> send(const char* method, std::string url, std::string body,
+                                       const char* accept = "application/json") {
     // A 401 for an expired token gets one more round with a new token: a run may outlast many
     // tokens, and a token may expire between being taken and being checked.
     for (int round = 1;; ++round) {
@@ -171,7 +201,7 @@ class TrustedSigningSigner final : public Signer {
       http::Request req;
       req.method = method;
       req.url = url;
-      req.headers = {{"Accept", "application/json"}};
+      req.headers = {{"Accept", accept}};
       if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
       if (!settings_.correlation_id.empty())
         req.headers.emplace_back("x-correlation-id", settings_.correlation_id);
@@ -189,8 +219,10 @@ class TrustedSigningSigner final : public Signer {
       };
       // A poll asks again after an answer cut short: the signature is paid for already, and
       // the next poll returns it. A sign POST is never re-sent that way (the client's rule).
-      req.usable = [](const http::Response& r) {
+      const bool json_answer = std::string_view(accept) == "application/json";
+      req.usable = [json_answer](const http::Response& r) {
         if (r.status != 200 && r.status != 202) return true;
+        if (!json_answer) return is_certificate_chain(r.body);
         boost::system::error_code ec;
         json::value v = json::parse(r.body, ec);
         return !ec && v.is_object();
@@ -213,10 +245,16 @@ class TrustedSigningSigner final : public Signer {
            "' at " + settings_.endpoint;
   }
 
+  // What an answer answered, for the rules below and the messages.
+  enum class Request { sign, poll, certchain };
+
   // Throws the error an answer means unless it is 200/202; `also` is added to what it says.
-  void check(const http::Response& res, bool sign_request, ApiVersion version,
+  // A sign or certificate-chain request refused for its version or its names is a configuration
+  // error of the run; a poll's refusal is the file's.
+  void check(const http::Response& res, Request request, ApiVersion version,
              const std::string& also = {}) const {
     if (res.status == 200 || res.status == 202) return;
+    const bool configuring = request != Request::poll;
     std::string detail = service_error_text(res.body, res.header("x-ms-error-code").value_or(""));
     std::string said = (detail.empty() ? "" : " (the service said: " + detail + ")") + also;
     // A pinned version may be what is refused: say so, and how to let tsign choose.
@@ -225,34 +263,39 @@ class TrustedSigningSigner final : public Signer {
         settings_.api_version
             ? "; api-version " + api + " was pinned by the api-version option (empty: automatic)"
             : "";
-    if (sign_request && res.status == 400 &&
+    const std::string for_what =
+        request == Request::certchain ? " for the certificate chain of " : " for ";
+    if (configuring && res.status == 400 &&
         refused_for_version(res.status, res.body, res.header("x-ms-error-code").value_or("")))
       // Every file would fail the same way: a configuration error of the run (exit 2).
-      throw InputError("the Trusted Signing service does not accept api-version " + api + " for " +
+      throw InputError("the Trusted Signing service does not accept api-version " + api + for_what +
                        where() + said + pinned);
     if (res.status == 401 && says_token_invalid(res))
       // Refused although just obtained (send() retried with a new one): not a missing role.
       throw AuthError(
           "the Trusted Signing service refused a newly obtained access token from the " +
-          tokens_.name() + " credential as expired or invalid (HTTP 401) for " + where() + said +
+          tokens_.name() + " credential as expired or invalid (HTTP 401)" + for_what + where() +
+          said +
           ". Check the clock of this machine (tokens are checked against the service's time) and "
           "that the credential gets its tokens for https://codesigning.azure.net.");
     if (res.status == 401 || res.status == 403)
       throw AuthError(
           "the Trusted Signing service refused the identity (HTTP " + std::to_string(res.status) +
-          ") for " + where() + said +
+          ")" + for_what + where() + said +
           ". Usual causes: the identity lacks the \"Artifact Signing Certificate Profile "
           "Signer\" role (formerly \"Trusted Signing Certificate Profile Signer\") on the account "
           "or the profile; or the endpoint's region is not the account's region" +
-          (sign_request ? pinned : "") + ".");
-    if (res.status == 404 && sign_request)
+          (configuring ? pinned : "") + ".");
+    if (res.status == 404 && configuring)
       // Every file would fail the same way: a configuration error of the run (exit 2).
       throw InputError("the Trusted Signing service does not know " + where() + said +
                        "; check signing-account-name, certificate-profile-name and endpoint" +
                        pinned);
-    throw FileError("the Trusted Signing service answered HTTP " + std::to_string(res.status) +
-                    (sign_request ? " to the sign request" : " to a status poll") + " for " +
-                    where() + said);
+    const char* to = request == Request::sign   ? " to the sign request"
+                     : request == Request::poll ? " to a status poll"
+                                                : " to the certificate-chain request";
+    throw FileError("the Trusted Signing service answered HTTP " + std::to_string(res.status) + to +
+                    " for " + where() + said);
   }
 
   SignResult result(const SignStatus& st) const {

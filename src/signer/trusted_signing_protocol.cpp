@@ -59,6 +59,11 @@ std::string sign_url(std::string_view profile_url, ApiVersion v) {
          "?api-version=" + std::string(api_version_name(v));
 }
 
+std::string certchain_url(std::string_view profile_url, ApiVersion v) {
+  return std::string(profile_url) +
+         "/sign/certchain?api-version=" + std::string(api_version_name(v));
+}
+
 std::string poll_url(std::string_view profile_url, std::string_view id, ApiVersion v) {
   return std::string(profile_url) + "/sign/" + urls::encode(id, urls::unreserved_chars) +
          "?api-version=" + std::string(api_version_name(v));
@@ -238,6 +243,10 @@ std::vector<X509Ptr> decode_certificate_chain(std::string_view text) {
         "the signing service sent a signing certificate that is neither a PKCS#7 certificate "
         "bundle, PEM nor DER certificates (base64 once or twice)");
   return order_leaf_first(std::move(certs));
+}
+
+bool is_certificate_chain(std::string_view text) {
+  return !decode_any(as_bytes(text), 0).empty();
 }
 
 // ---- Answers ------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ void check_endpoint(const std::string& endpoint, const std::optional<std::string
 // DER certificates; PEM text itself is accepted too. Returns the certificates leaf first.
 // Throws FileError when nothing usable is found.
 std::vector<X509Ptr> decode_certificate_chain(std::string_view text);
+// Whether decode_certificate_chain would find a certificate in `text` (never throws): an answer
+// cut short is asked for again.
+bool is_certificate_chain(std::string_view text);
 // Leaf first (the certificate that issued none of the others), then each issuer in turn, then
 // any certificate not on that path.
 std::vector<X509Ptr> order_leaf_first(std::vector<X509Ptr> certs);
@@ -52,6 +55,8 @@ std::vector<X509Ptr> order_leaf_first(std::vector<X509Ptr> certs);
 std::string profile_url(const TrustedSigningSettings& settings);
 // The sign request: `{profile}:sign` (GA) or `{profile}/sign` (preview), with the api-version.
 std::string sign_url(std::string_view profile_url, ApiVersion v);
+// The certificate-chain endpoint (`{profile}/sign/certchain`, both versions), with the api-version.
+std::string certchain_url(std::string_view profile_url, ApiVersion v);
 // The status poll of operation `id` when the service names no Operation-Location.
 std::string poll_url(std::string_view profile_url, std::string_view id, ApiVersion v);
 

@@ -70,6 +70,7 @@ struct FakeSignerState {
   int calls = 0;           // sign() calls begun
   int in_flight = 0;       // begun and not yet returned
   int most_in_flight = 0;  // the highest in_flight seen
+  int chain_calls = 0;     // certificate_chain() calls
   // What call `n` (1-based, in the order the calls began) does before it signs; null: nothing.
   std::function<asio::awaitable<void>(int n)> behaviour;
 };
@@ -90,6 +91,10 @@ class FakeSigner : public signer::Signer {
     } leave{s};
     if (s.behaviour) co_await s.behaviour(n);
     co_return co_await key_->sign(std::move(digest), alg);
+  }
+  asio::awaitable<std::vector<X509Ptr>> certificate_chain() override {
+    ++state_->chain_calls;
+    co_return co_await key_->certificate_chain();
   }
   std::string describe() const override { return "fake signer"; }
 

@@ -526,3 +526,76 @@ TEST_CASE("a pinned api-version never falls back", "[signer][network][api-versio
     CHECK(svc.server.requests(kBase + "/sign").empty());
   }
 }
+
+namespace {
+std::string chain_der(const FakeService& svc) {
+  Bytes p7 = test::certs_only_pkcs7(
+      {svc.chain.root.cert.get(), svc.chain.leaf.cert.get(), svc.chain.inter.cert.get()});
+  return std::string(p7.begin(), p7.end());
+}
+}  // namespace
+
+TEST_CASE("the signing certificate is read from the certificate-chain endpoint, not by signing",
+          "[signer][network][certchain]") {
+  SECTION("automatic: the GA version's certchain, DER PKCS#7, leaf first") {
+    FakeService svc(std::nullopt);
+    svc.server.on(kBase + "/sign/certchain", [&](const test::Request&) {
+      return test::Reply::bytes(200, "application/pkcs7-mime", chain_der(svc));
+    });
+    auto chain = test::run_coro(svc.io, svc.signer->certificate_chain());
+    REQUIRE(chain.size() == 3);
+    CHECK(X509_cmp(chain[0].get(), svc.chain.leaf.cert.get()) == 0);
+    auto gets = svc.server.requests(kBase + "/sign/certchain");
+    REQUIRE(gets.size() == 1);
+    CHECK(gets[0].method == "GET");
+    CHECK(gets[0].target == kBase + "/sign/certchain?api-version=2024-06-15");
+    CHECK(gets[0].header("accept") == "application/pkcs7-mime");
+    CHECK(gets[0].header("authorization") == std::string("Bearer ") + kToken);
+    CHECK(svc.server.requests(kBase + ":sign").empty());  // nothing paid for
+    CHECK(svc.server.requests(kBase + "/sign").empty());
+  }
+  SECTION("a service refusing the GA version: the preview's certchain, remembered for signing") {
+    FakeService svc(std::nullopt);
+    test::Reply unsupported = test::Reply::json(
+        400, R"({"error":{"code":"UnsupportedApiVersion","message":"not this version"}})");
+    svc.server.on(kBase + "/sign/certchain", [&](const test::Request& r) {
+      if (r.target.find("2024-06-15") != std::string::npos) return unsupported;
+      return test::Reply::bytes(200, "application/pkcs7-mime", chain_der(svc));
+    });
+    svc.server.on(kBase + "/sign", [](const test::Request&) {
+      return test::Reply::json(202, FakeService::in_progress());
+    });
+    svc.server.on(kBase + "/sign/op-1",
+                  [&](const test::Request&) { return test::Reply::json(200, svc.succeeded()); });
+    auto chain = test::run_coro(svc.io, svc.signer->certificate_chain());
+    CHECK(chain.size() == 3);
+    CHECK(svc.server.requests(kBase + "/sign/certchain").size() == 2);
+    CHECK(svc.sign().chain.size() == 3);
+    CHECK(svc.server.requests(kBase + ":sign").empty());  // the preview, straight away
+  }
+  SECTION("403: an identity error naming the role, as for signing") {
+    FakeService svc(std::nullopt);
+    svc.server.on(kBase + "/sign/certchain",
+                  [](const test::Request&) { return test::Reply::text(403, ""); });
+    try {
+      test::run_coro(svc.io, svc.signer->certificate_chain());
+      FAIL("no error");
+    } catch (const AuthError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("Certificate Profile Signer") &&
+                               Catch::Contains("certificate chain") && !Catch::Contains(kToken));
+    }
+  }
+  SECTION("an answer cut short is asked again; never a chain is a FileError") {
+    FakeService svc(ApiVersion::ga_2024_06_15);
+    std::string der = chain_der(svc);
+    svc.server.enqueue(kBase + "/sign/certchain",
+                       test::Reply::bytes(200, "application/pkcs7-mime", der.substr(0, 40)));
+    svc.server.enqueue(kBase + "/sign/certchain",
+                       test::Reply::bytes(200, "application/pkcs7-mime", der));
+    CHECK(test::run_coro(svc.io, svc.signer->certificate_chain()).size() == 3);
+    svc.server.on(kBase + "/sign/certchain", [](const test::Request&) {
+      return test::Reply::bytes(200, "application/pkcs7-mime", "not a chain");
+    });
+    CHECK_THROWS_AS(test::run_coro(svc.io, svc.signer->certificate_chain()), FileError);
+  }
+}
