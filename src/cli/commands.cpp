@@ -261,8 +261,22 @@ int run_signing(Options& o, Mode mode) {
     }
   }
   if (under_actions) {
+    // The signed files' digests for actions/attest-build-provenance (`subject-checksums`).
+    std::string checksums_path;
+    if (auto tmp = env::get("RUNNER_TEMP"); tmp && !tmp->empty()) {
+      auto path = platform::from_utf8(*tmp) / "tsign-subject-checksums.txt";
+      try {
+        platform::ReplaceFile f(path);
+        f.write(as_bytes(gha::checksums_text(result)));
+        f.commit();
+        checksums_path = platform::to_utf8(path);
+      } catch (const Error& e) {
+        log.warning("the subject checksums could not be written: " + std::string(e.what()));
+      }
+    }
     if (auto out = env::get("GITHUB_OUTPUT"); out && !out->empty()) {
-      if (!gha::append_to_file(platform::from_utf8(*out), gha::outputs_text(result, report_path)))
+      if (!gha::append_to_file(platform::from_utf8(*out),
+                               gha::outputs_text(result, report_path, checksums_path)))
         log.warning("could not write the step outputs to GITHUB_OUTPUT (" + *out + ")");
     }
     if (auto sum = env::get("GITHUB_STEP_SUMMARY"); sum && !sum->empty()) {

@@ -72,7 +72,20 @@ void GhaLog::group_end() {
   emit("::endgroup::");
 }
 
-std::string outputs_text(const engine::RunResult& r, const std::string& report_path) {
+std::string checksums_text(const engine::RunResult& r) {
+  std::string out;
+  for (const auto& f : r.files) {
+    if (f.status != engine::Status::signed_ok || f.sha256_after.empty()) continue;
+    const auto generic = f.path.generic_u8string();  // '/' between folders on every system
+    std::string name(generic.begin(), generic.end()), escaped;
+    for (char c : name) escaped += c == '\\' ? "\\\\" : c == '\n' ? "\\n" : std::string(1, c);
+    out += (escaped != name ? "\\" : "") + f.sha256_after + "  " + escaped + "\n";
+  }
+  return out;
+}
+
+std::string outputs_text(const engine::RunResult& r, const std::string& report_path,
+                         const std::string& checksums_path) {
   using engine::Status;
   std::ostringstream os;
   os << "signed-count=" << r.count(Status::signed_ok) << "\n";
@@ -88,6 +101,7 @@ std::string outputs_text(const engine::RunResult& r, const std::string& report_p
   } while (files.find(delim) != std::string::npos);
   os << "signed-files<<" << delim << "\n" << files << delim << "\n";
   if (!report_path.empty()) os << "report=" << report_path << "\n";
+  if (!checksums_path.empty()) os << "subject-checksums=" << checksums_path << "\n";
   return os.str();
 }
 

@@ -36,8 +36,15 @@ class GhaLog : public Log {
 };
 
 // GITHUB_OUTPUT lines: signed-count, failed-count, skipped-count, signed-files (multi-line,
-// random delimiter), report.
-std::string outputs_text(const engine::RunResult& r, const std::string& report_path);
+// random delimiter), report and subject-checksums (each only when its file was written).
+std::string outputs_text(const engine::RunResult& r, const std::string& report_path,
+                         const std::string& checksums_path = {});
+
+// The signed files' SHA-256 (after signing) as `sha256sum` prints them, "HEX  NAME" a line, the
+// name as given: the file actions/attest-build-provenance takes as `subject-checksums`. A name
+// holding a backslash or a line break is escaped as GNU coreutils does (the line starts with a
+// backslash; "\\" and "\n" in the name), so `sha256sum -c` reads every line back.
+std::string checksums_text(const engine::RunResult& r);
 
 // Markdown job summary (interface.md), kept under `limit` bytes: rows past the limit become
 // "…and N more".

@@ -87,6 +87,15 @@ TEST_CASE("summary: totals, certificate, a row per file, failures with reasons",
   CHECK(md.find("HTTP 503") != std::string::npos);
 }
 
+TEST_CASE("subject checksums: the signed files' SHA-256 in sha256sum's format", "[gha]") {
+  auto r = run_of(4);  // file3 failed: not listed
+  for (auto& f : r.files) f.sha256_after = std::string(64, 'a');
+  r.files[1].path = "dir\\odd\nname.dll";  // escaped as coreutils does
+  auto text = gha::checksums_text(r);
+  CHECK(text == std::string(64, 'a') + "  bin/file0.dll\n" + "\\" + std::string(64, 'a') +
+                    "  dir\\\\odd\\nname.dll\n" + std::string(64, 'a') + "  bin/file2.dll\n");
+}
+
 TEST_CASE("summary: counts by format, and each file's format in the table", "[gha]") {
   auto r = run_of(5);  // file3 failed
   const char* formats[] = {"pe", "msi", "pe", "msi", "cab"};

@@ -82,6 +82,18 @@ TEST_CASE("cloud path: every file signed once, time-stamped and verified, with o
   CHECK(summary.find("SHA-256 thumbprint") != std::string::npos);
   auto report = read_file(d.path / "tsign-report.json");
   CHECK(report.find("\"signed\":5") != std::string::npos);
+  // subject-checksums: the signed files' SHA-256 as sha256sum writes them (what
+  // actions/attest-build-provenance reads); sha256sum itself checks them against the files.
+  auto at = out.find("subject-checksums=");
+  REQUIRE(at != std::string::npos);
+  std::string sums = out.substr(at + 18, out.find('\n', at) - at - 18);
+  CHECK(sums == (d.path / "tsign-subject-checksums.txt").string());
+  auto listed = read_file(sums);
+  CHECK(std::count(listed.begin(), listed.end(), '\n') == 5);
+  auto check = sh("sha256sum --strict -c " + quote(sums));
+  INFO(check.out);
+  CHECK(check.code == 0);
+  CHECK(check.out.find(": OK") != std::string::npos);
   // No secret in the log: the GitHub request token and every JWT appear only on the
   // ::add-mask:: lines that tell the runner to hide them.
   std::istringstream lines(r.out);
