@@ -179,6 +179,7 @@ int run_signing(Options& o, Mode mode) {
   st.timeout = std::chrono::seconds(*o.integer("timeout"));
   st.started = started;
   if (auto c = o.integer("concurrency")) st.concurrency = static_cast<int>(*c);
+  if (auto m = o.integer("max-signatures")) st.max_signatures = static_cast<std::size_t>(*m);
   X509StorePtr skip_roots;
   if (o.is_given("ca")) {
     skip_roots = load_store("--ca", o.str("ca"));

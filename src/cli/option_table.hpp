@@ -112,6 +112,12 @@ inline constexpr std::array kDeclared{
                .help = "Files in flight at once (default: chosen by tsign)",
                .min = 1,
                .max = 1024},
+    OptionSpec{.name = "max-signatures",
+               .type = T::integer,
+               .help = "Request at most this many signatures in the run (each may be billed); "
+                       "0 or empty = no limit. Files past it stay unsigned, exit 5",
+               .min = 0,
+               .max = 1000000000},
     OptionSpec{.name = "batch-size",
                .type = T::integer,
                .help = "Accepted for compatibility; has no effect",

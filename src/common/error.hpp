@@ -13,6 +13,7 @@ enum class ExitCode : int {
   input = 2,        // invalid input or configuration; nothing was signed
   auth = 3,         // no credential, or the service refused the identity
   deadline = 4,     // the run's deadline passed
+  budget = 5,       // the signature budget (max-signatures) was reached; files past it unsigned
   // 128 + N: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), as shells report a process the
   // signal ended; the files in flight were finished first. See interrupted_by().
   interrupted_sigint = 130,

@@ -58,11 +58,18 @@ ExitCode RunResult::exit_code() const {
   if (fatal_code) return *fatal_code;
   if (interrupted_signal != 0) return interrupted_by(interrupted_signal);
   if (deadline_passed && count(Status::failed) > 0) return ExitCode::deadline;
+  if (budget_reached && count(Status::failed) > 0) return ExitCode::budget;
   if (count(Status::failed) > 0) return ExitCode::file_failed;
   return ExitCode::ok;
 }
 
 namespace {
+
+// A file not signed because the run's signature budget is spent (engine-internal: the run's
+// exit code says it, RunResult::budget_reached).
+struct BudgetReached : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Everything a file carries from the hashing stage to the writing stage.
 struct Prepared {
@@ -260,6 +267,7 @@ class Run {
 
     result_.deadline_passed = deadline_hit_ || any_deadline_failure_;
     result_.concurrency = workers;
+    result_.max_signatures = settings_.max_signatures;
     auto hs = http.stats();
     result_.throttled = hs.throttled;
     result_.lowest_concurrency = hs.lowest_limit;
@@ -331,6 +339,18 @@ class Run {
         // signature is paid for.
         if (prep.file->needs_signing_certificate())
           prep.file->check_signing_certificate(co_await signing_leaf());
+        // The budget is counted where the request is made (on the io thread, so no two files
+        // take the last signature): the file that would exceed it is not signed, none is started
+        // after it, and the files in flight finish.
+        if (settings_.max_signatures > 0 &&
+            result_.signatures_requested >= settings_.max_signatures) {
+          const std::string reason = "the signature budget, max-signatures (" +
+                                     std::to_string(settings_.max_signatures) + "), is spent";
+          result_.budget_reached = true;
+          stop(reason);
+          throw BudgetReached("not signed: " + reason + "; the file is unchanged");
+        }
+        ++result_.signatures_requested;
         auto res =
             co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
@@ -349,6 +369,9 @@ class Run {
         co_await on_pool([this, &r, &prep, &der] { write(r, prep, der); });
         r.status = Status::signed_ok;
       }
+    } catch (const BudgetReached& e) {
+      r.status = Status::failed;
+      r.error = e.what();
     } catch (const DeadlineError& e) {
       r.status = Status::failed;
       r.error = without_name(e.what(), r);

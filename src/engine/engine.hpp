@@ -35,6 +35,8 @@ struct Settings {
   // Unset: when run() is called.
   std::optional<std::chrono::steady_clock::time_point> started;
   int concurrency = 0;  // 0: the signer's preference (see SignerHandle)
+  // At most this many signatures are requested in the run (max-signatures); 0: no limit.
+  std::size_t max_signatures = 0;
   // Roots for skip-signed's "already carries a valid signature". Null: the platform's.
   X509_STORE* skip_signed_roots = nullptr;
 };
@@ -65,12 +67,15 @@ struct RunResult {
   std::string fatal_message;
   std::optional<authenticode::SignatureReport> certificate;  // the signing leaf, once known
   double seconds = 0;
-  int concurrency = 0;                 // files in flight at once, at most
-  std::size_t throttled = 0;           // 429/503 answers from the services
-  std::size_t lowest_concurrency = 0;  // requests in flight per host after throttling (0: never)
+  int concurrency = 0;                   // files in flight at once, at most
+  std::size_t throttled = 0;             // 429/503 answers from the services
+  std::size_t lowest_concurrency = 0;    // requests in flight per host after throttling (0: never)
+  std::size_t signatures_requested = 0;  // signatures asked of the signer (each one paid for)
+  std::size_t max_signatures = 0;        // the run's budget (Settings::max_signatures; 0: none)
+  bool budget_reached = false;           // a file went unsigned because of max-signatures
 
   std::size_t count(Status s) const;
-  // The most severe that applies (README "Exit codes"): 2, 3, then 128+N, 4, 1.
+  // The most severe that applies (README "Exit codes"): 2, 3, then 128+N, 4, 5, 1.
   ExitCode exit_code() const;
 };
 

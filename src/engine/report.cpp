@@ -35,6 +35,10 @@ std::string report_json(const RunResult& r, const ReportContext& ctx) {
   o["concurrency"] = json::object{{"files_in_flight", r.concurrency},
                                   {"throttled_answers", r.throttled},
                                   {"lowest_requests_in_flight", r.lowest_concurrency}};
+  o["signatures"] = json::object{
+      {"requested", r.signatures_requested},
+      {"max", r.max_signatures > 0 ? json::value(r.max_signatures) : json::value(nullptr)},
+      {"budget_reached", r.budget_reached}};
   o["totals"] = json::object{{"selected", r.files.size()},
                              {"signed", r.count(Status::signed_ok)},
                              {"failed", r.count(Status::failed)},

@@ -198,6 +198,9 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   head << "## tsign: " << r.count(Status::signed_ok) << " signed, " << r.count(Status::failed)
        << " failed, " << r.count(Status::skipped) + r.count(Status::planned) << " skipped\n\n";
   if (r.fatal_code) head << "> **Stopped:** " << escape_markdown(r.fatal_message) << "\n\n";
+  if (r.budget_reached)
+    head << "> **The signature budget was reached** (max-signatures " << r.max_signatures
+         << "): files past it were not signed and are unchanged.\n\n";
   if (r.interrupted_signal != 0)
     head << "> **Interrupted** by " << engine::signal_name(r.interrupted_signal)
          << ": the files in flight were finished; files not started are unchanged.\n\n";
@@ -228,6 +231,9 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
            << r.lowest_concurrency << " in flight";
     head << " |\n";
   }
+  head << "| Signatures requested | " << r.signatures_requested;
+  if (r.max_signatures > 0) head << " of at most " << r.max_signatures << " (max-signatures)";
+  head << " |\n";
   // What each format came to: a folder of mixed installers shows at a glance which kind failed.
   std::map<std::string, std::array<std::size_t, 3>> by_format;  // signed, failed, skipped
   for (const auto& f : r.files) {

@@ -146,7 +146,7 @@ TEST_CASE("every input reaches tsign through env: and no script pastes an expres
   }
 }
 
-TEST_CASE("the action's outputs are the five tsign writes, taken from the Sign step", "[action]") {
+TEST_CASE("the action's outputs are the six tsign writes, taken from the Sign step", "[action]") {
   auto action = load_action();
   std::set<std::string> names;
   for (const auto& kv : action.at("outputs").as_object()) {
@@ -157,7 +157,7 @@ TEST_CASE("the action's outputs are the five tsign writes, taken from the Sign s
     CHECK_FALSE(str_of(kv.value().as_object(), "description").empty());
   }
   CHECK(names == std::set<std::string>{"signed-count", "failed-count", "skipped-count",
-                                       "signed-files", "report"});
+                                       "signed-files", "report", "subject-checksums"});
 }
 
 TEST_CASE("every flag `tsign sign --help` marks as an input is an action input", "[action]") {

@@ -193,7 +193,7 @@ report=$(json "$r" 'd["outputs"]["report"]')
 [ "$(json "$report" 'd["totals"]["signed"]')" = 3 ] || fail "cold: the JSON report does not say 3 signed"
 ok "cold run: outputs signed-count=3 failed-count=0 skipped-count=0, signed-files, report"
 grep -q '^## tsign: 3 signed, 0 failed, 0 skipped' "$out/step-summary.md" || fail "cold: summary headline missing"
-grep -q '^| File | Size | Result | Time |' "$out/step-summary.md" || fail "cold: summary has no file table"
+grep -q '^| File | Format | Size | Result | Time |' "$out/step-summary.md" || fail "cold: summary has no file table"
 [ "$(grep -c '| signed |' "$out/step-summary.md")" = 3 ] || fail "cold: summary does not list 3 signed files"
 ok "cold run: the job summary has the headline and one table row per signed file"
 verify_all cold "$work/bin1"

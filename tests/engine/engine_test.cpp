@@ -163,6 +163,37 @@ TEST_CASE("a nesting the file cannot hold is refused before a signature is reque
   CHECK(read_all(msi) == before);
 }
 
+TEST_CASE("max-signatures: no more signatures than the budget, exit 5, the rest untouched",
+          "[engine][paid][budget]") {
+  TempDir d("engine");
+  auto files = copies(d, 7);
+  auto st = settings();
+  st.concurrency = 4;  // more files in flight than the budget leaves room for
+  st.max_signatures = 3;
+  auto state = std::make_shared<FakeSignerState>();
+  NullLog log;
+  auto r = engine::run(files.paths, st, fake_signer(state), log);
+  CHECK(state->calls == 3);
+  CHECK(r.signatures_requested == 3);
+  CHECK(r.budget_reached);
+  CHECK(r.exit_code() == ExitCode::budget);
+  CHECK(static_cast<int>(ExitCode::budget) == 5);
+  CHECK(signed_or_untouched(r, files) == 3);
+  for (const auto& f : r.files)
+    if (f.status == Status::failed) CHECK(f.error.find("max-signatures (3)") != std::string::npos);
+  CHECK(listing(d.path()) == names_of(files));
+
+  SECTION("a budget the run stays within changes nothing") {
+    TempDir d2("engine");
+    auto more = copies(d2, 3);
+    state->calls = 0;
+    auto r2 = engine::run(more.paths, st, fake_signer(state), log);
+    CHECK(r2.exit_code() == ExitCode::ok);
+    CHECK(r2.signatures_requested == 3);
+    CHECK_FALSE(r2.budget_reached);
+  }
+}
+
 TEST_CASE("a run past its deadline: exit 4, the file in flight and those not started untouched",
           "[engine][deadline]") {
   TempDir d("engine");

@@ -85,6 +85,13 @@ TEST_CASE("summary: totals, certificate, a row per file, failures with reasons",
     CHECK(md.find("file" + std::to_string(i) + ".dll") != std::string::npos);
   CHECK(md.find("### Failures") != std::string::npos);
   CHECK(md.find("HTTP 503") != std::string::npos);
+  CHECK(md.find("| Signatures requested | 0 |") != std::string::npos);
+  r.signatures_requested = 4;
+  r.max_signatures = 4;
+  r.budget_reached = true;
+  md = gha::summary_markdown(r, ctx);
+  CHECK(md.find("| Signatures requested | 4 of at most 4 (max-signatures) |") != std::string::npos);
+  CHECK(md.find("signature budget was reached") != std::string::npos);
 }
 
 TEST_CASE("subject checksums: the signed files' SHA-256 in sha256sum's format", "[gha]") {

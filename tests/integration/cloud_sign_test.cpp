@@ -591,3 +591,32 @@ TEST_CASE("a sign request whose connection closes after it was sent is not sent 
   CHECK(contents(files) == before);
   CHECK(listing(d.path / "bin").size() == files.size());
 }
+
+TEST_CASE("max-signatures: the service issues no more than the budget, exit 5, the rest unchanged",
+          "[integration][cloud][budget]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto files = samples(d);
+  auto before = contents(files);
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_MAX_SIGNATURES=2 INPUT_CONCURRENCY=5") +
+              "RUNNER_TEMP=" + d.q() + " GITHUB_OUTPUT=" + d.q("out") +
+              " GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 5);
+  CHECK(emu.signatures_issued() == 2);
+  int signed_files = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (read_file(files[i]) == before[i]) continue;
+    CHECK(emu.verify(files[i]).code == 0);
+    ++signed_files;
+  }
+  CHECK(signed_files == 2);
+  CHECK(r.out.find("max-signatures (2)") != std::string::npos);
+  auto summary = read_file(d.path / "summary.md");
+  CHECK(summary.find("| Signatures requested | 2 of at most 2 (max-signatures) |") !=
+        std::string::npos);
+  CHECK(summary.find("| Exit code | 5 |") != std::string::npos);
+  auto report = read_file(d.path / "tsign-report.json");
+  CHECK(report.find(R"("signatures":{"requested":2,"max":2,"budget_reached":true})") !=
+        std::string::npos);
+}
