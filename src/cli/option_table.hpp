@@ -68,8 +68,8 @@ inline constexpr std::array kDeclared{
     OptionSpec{
         .name = "files-folder-filter",
         .type = T::list,
-        .help =
-            "Comma-separated extensions or globs (dll,exe or *.ps1); empty = every supported file"},
+        .help = "Comma-separated extensions, globs and path globs (dll,exe or *.ps1 or "
+                "**/bin/*.dll), and exclusions (!*.Tests.dll); empty = every supported file"},
     OptionSpec{.name = "files-folder-recurse",
                .type = T::boolean,
                .default_value = "false",

@@ -38,6 +38,30 @@ bool glob(std::string_view pat, std::string_view s) {
   return p == pat.size();
 }
 
+std::vector<std::string_view> split_names(std::string_view path) {
+  std::vector<std::string_view> names;
+  for (std::size_t at = 0; at <= path.size();) {
+    std::size_t end = path.find('/', at);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > at) names.push_back(path.substr(at, end - at));
+    at = end + 1;
+  }
+  return names;
+}
+
+// Path glob by names; "**" matches any number of names (a short loop per "**": patterns are a few
+// names long).
+bool glob_names(const std::vector<std::string_view>& pat, std::size_t p,
+                const std::vector<std::string_view>& names, std::size_t n) {
+  if (p == pat.size()) return n == names.size();
+  if (pat[p] == "**") {
+    for (std::size_t k = n; k <= names.size(); ++k)
+      if (glob_names(pat, p + 1, names, k)) return true;
+    return false;
+  }
+  return n < names.size() && glob(pat[p], names[n]) && glob_names(pat, p + 1, names, n + 1);
+}
+
 fs::path normal(const fs::path& p) {
   std::error_code ec;
   auto c = fs::weakly_canonical(p, ec);
@@ -61,6 +85,18 @@ bool matches_filter(const std::string& name, const std::string& entry) {
   std::string ext = entry;
   if (!ext.empty() && ext[0] == '.') ext.erase(0, 1);
   return glob("*." + ext, name) || glob(entry, name);
+}
+
+bool matches_path_filter(const std::string& relative_path, const std::string& entry) {
+  std::string pattern = entry;
+  std::replace(pattern.begin(), pattern.end(), '\\', '/');  // a Windows-minded workflow
+  if (pattern.find('/') == std::string::npos) {
+    auto slash = relative_path.rfind('/');
+    return matches_filter(
+        slash == std::string::npos ? relative_path : relative_path.substr(slash + 1), entry);
+  }
+  while (pattern.rfind("./", 0) == 0) pattern.erase(0, 2);
+  return glob_names(split_names(pattern), 0, split_names(relative_path), 0);
 }
 
 Selection select_files(const SelectionRequest& req) {
@@ -95,6 +131,20 @@ Selection select_files(const SelectionRequest& req) {
     throw InputError(msg + "; nothing was signed");
   }
   if (!req.files.empty()) searched.push_back(std::to_string(req.files.size()) + " listed file(s)");
+
+  // The filter: entries to take, and '!' entries to leave out (README "Selecting files").
+  std::vector<std::string> takes, excludes;
+  for (const auto& f : req.filter) {
+    if (f.empty() || f[0] != '!') {
+      takes.push_back(f);
+      continue;
+    }
+    if (f.size() == 1)
+      throw InputError(
+          "files-folder-filter: '!' excludes nothing; write the files to leave out "
+          "after it, as in '!*.Tests.dll'");
+    excludes.push_back(f.substr(1));
+  }
 
   if (!req.folder.empty()) {
     fs::path root = platform::from_utf8(req.folder);
@@ -131,9 +181,11 @@ Selection select_files(const SelectionRequest& req) {
         temporaries.push_back(entry.path());
         continue;
       }
-      if (!req.filter.empty()) {
-        bool ok = std::any_of(req.filter.begin(), req.filter.end(),
-                              [&](const std::string& f) { return matches_filter(name, f); });
+      const auto rel_u8 = entry.path().lexically_relative(root).generic_u8string();
+      const std::string rel(rel_u8.begin(), rel_u8.end());
+      if (!takes.empty()) {
+        bool ok = std::any_of(takes.begin(), takes.end(),
+                              [&](const std::string& f) { return matches_path_filter(rel, f); });
         if (!ok) continue;
       } else if (!formats::is_supported(entry.path())) {
         // No filter: every file of a supported format. What signtool would sign and tsign does
@@ -142,6 +194,14 @@ Selection select_files(const SelectionRequest& req) {
         if (!kind.empty())
           sel.skipped.push_back({entry.path(), entry.path(),
                                  std::string(kind) + ", a format tsign does not sign yet"});
+        continue;
+      }
+      // Left out on purpose: listed, so the summary says which entry took it out.
+      if (auto ex = std::find_if(excludes.begin(), excludes.end(),
+                                 [&](const std::string& f) { return matches_path_filter(rel, f); });
+          ex != excludes.end()) {
+        sel.skipped.push_back(
+            {entry.path(), entry.path(), "excluded by the filter entry '!" + *ex + "'"});
         continue;
       }
       if (outside) {
@@ -156,7 +216,7 @@ Selection select_files(const SelectionRequest& req) {
     }
     std::string what = "folder '" + req.folder + "'";
     if (req.recurse) what += req.depth ? " to depth " + std::to_string(*req.depth) : " recursively";
-    what += req.filter.empty() ? " for supported files" : " for files matching the filter";
+    what += takes.empty() ? " for supported files" : " for files matching the filter";
     searched.push_back(what);
   }
 

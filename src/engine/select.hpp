@@ -13,7 +13,9 @@ namespace tsign::engine {
 struct SelectionRequest {
   std::vector<std::string> files;  // `files` and positional arguments
   std::string folder;
-  std::vector<std::string> filter;  // extensions (dll, .dll) or globs (*.ps1)
+  // Extensions (dll, .dll), names or globs (*.ps1), path globs (bin/*.dll, **/bin/*.dll) and
+  // exclusions (!*.Tests.dll): see matches_path_filter and the README's "Selecting files".
+  std::vector<std::string> filter;
   bool recurse = false;
   std::optional<int> depth;  // levels below `folder` that recurse descends (unlimited if unset)
   std::string catalog;
@@ -60,5 +62,11 @@ Selection select_files(const SelectionRequest& req);
 
 // Case-insensitive match of a file name against one filter entry (extension or glob).
 bool matches_filter(const std::string& file_name, const std::string& entry);
+// Case-insensitive match of a path relative to files-folder ('/' between names) against one
+// filter entry, its '!' already taken off. An entry without '/' is matched against the file name
+// alone (matches_filter). An entry with '/' is a path glob anchored at the folder ("./" at its
+// start is dropped): '*' and '?' stay within one name, a whole "**" name spans any number of
+// folders, none included.
+bool matches_path_filter(const std::string& relative_path, const std::string& entry);
 
 }  // namespace tsign::engine

@@ -247,3 +247,60 @@ TEST_CASE("an empty or impossible selection says what was searched", "[select][e
   CHECK(msg.find("a.exe'") != std::string::npos);
   CHECK(msg.find("b.exe'") != std::string::npos);
 }
+
+TEST_CASE("path globs: '/' anchors an entry at the folder, '**' spans any number of folders",
+          "[select][filter]") {
+  using engine::matches_path_filter;
+  CHECK(matches_path_filter("a/b/bin/x.DLL", "**/bin/*.dll"));
+  CHECK(matches_path_filter("bin/x.dll", "**/bin/*.dll"));  // '**' may be no folder at all
+  CHECK_FALSE(matches_path_filter("bin/sub/x.dll", "**/bin/*.dll"));
+  CHECK(matches_path_filter("bin/x.dll", "bin/*.dll"));
+  CHECK_FALSE(matches_path_filter("src/bin/x.dll", "bin/*.dll"));  // anchored at the folder
+  CHECK(matches_path_filter("src/bin/x.dll", "./src/**"));
+  CHECK_FALSE(matches_path_filter("src/bin/x.dll", "src/*.dll"));       // '*' stays in one name
+  CHECK(matches_path_filter("deep/in/the/tree/core.dll", "core.dll"));  // no '/': the name
+  CHECK(matches_path_filter("deep/app.exe", "exe"));
+}
+
+TEST_CASE("exclusions: '!' entries take files out, listed as skipped with the entry",
+          "[select][filter]") {
+  TempDir d("select");
+  put(d, "top.exe", "pe64.exe");
+  put(d, "bin/App.dll", "pe64.dll");
+  put(d, "bin/App.Tests.dll", "pe64.dll");
+  put(d, "tests/bin/Other.Tests.dll", "pe32.dll");
+  put(d, "src/x64/bin/core.dll", "pe64.dll");
+  write_text(d, "tests/notes.txt", "not a binary");
+  auto r = folder(d);
+  r.recurse = true;
+
+  r.filter = {"dll", "!*.Tests.dll"};
+  auto sel = engine::select_files(r);
+  CHECK(relative(sel, d) == std::vector<std::string>{"bin/App.dll", "src/x64/bin/core.dll"});
+  REQUIRE(sel.skipped.size() == 2);
+  CHECK(sel.skipped[0].path == d.path() / "bin" / "App.Tests.dll");
+  CHECK(sel.skipped[0].reason == "excluded by the filter entry '!*.Tests.dll'");
+  CHECK(sel.skipped[1].path == d.path() / "tests" / "bin" / "Other.Tests.dll");
+
+  r.filter = {"**/bin/*.dll"};
+  CHECK(relative(engine::select_files(r), d) ==
+        std::vector<std::string>{"bin/App.Tests.dll", "bin/App.dll", "src/x64/bin/core.dll",
+                                 "tests/bin/Other.Tests.dll"});
+  r.filter = {"bin/*.dll"};
+  CHECK(relative(engine::select_files(r), d) ==
+        std::vector<std::string>{"bin/App.Tests.dll", "bin/App.dll"});
+
+  // Exclusions alone: every file of a supported format (by content) but those.
+  r.filter = {"!tests/**"};
+  sel = engine::select_files(r);
+  CHECK(relative(sel, d) == std::vector<std::string>{"bin/App.Tests.dll", "bin/App.dll",
+                                                     "src/x64/bin/core.dll", "top.exe"});
+  REQUIRE(sel.skipped.size() == 1);  // notes.txt was never a candidate
+  CHECK(sel.skipped[0].reason == "excluded by the filter entry '!tests/**'");
+
+  // Everything excluded: the error says so.
+  r.filter = {"dll", "!*"};
+  CHECK(input_error(r).find("4 skipped") != std::string::npos);
+  r.filter = {"!"};
+  CHECK(input_error(r).find("files-folder-filter: '!' excludes nothing") != std::string::npos);
+}

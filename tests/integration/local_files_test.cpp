@@ -414,3 +414,29 @@ TEST_CASE("a signing run killed while writing leaves no temporary file in the us
   }
 }
 #endif
+
+TEST_CASE("tsign action: a path glob with an exclusion signs what it names; the summary lists "
+          "each excluded file with the entry that excluded it",
+          "[integration][local][action][filter]") {
+  TempDir d;
+  d.copy("pe64.dll", "out/bin/App.dll");
+  d.copy("pe64.dll", "out/bin/App.Tests.dll");
+  d.copy("pe32.dll", "out/x86/bin/Core.dll");
+  d.copy("pe64.exe", "out/setup.exe");  // not under a bin folder: not selected
+  const auto untouched = read_file(d.path / "out/bin/App.Tests.dll");
+  auto r = sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
+              " INPUT_FILES_FOLDER_FILTER='**/bin/*.dll, !*.Tests.dll'" +
+              " INPUT_TIMESTAMP_RFC3161= GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " +
+              tsign_cmd() + " action " + local_key());
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("2 signed, 0 failed, 1 skipped") != std::string::npos);
+  CHECK(ossl_verify(d.path / "out/bin/App.dll").code == 0);
+  CHECK(ossl_verify(d.path / "out/x86/bin/Core.dll").code == 0);
+  CHECK(read_file(d.path / "out/bin/App.Tests.dll") == untouched);
+  auto summary = read_file(d.path / "summary.md");
+  INFO(summary);
+  CHECK(summary.find("App.Tests.dll`: excluded by the filter entry '!\\*.Tests.dll'") !=
+        std::string::npos);
+  CHECK(summary.find("setup.exe") == std::string::npos);
+}
