@@ -171,7 +171,7 @@ int run_signing(Options& o, Mode mode) {
   st.sign.alg = *parse_digest(o.str("file-digest"));
   st.sign.description = o.str("description");
   st.sign.description_url = o.str("description-url");
-  st.timestamp_url = o.str("timestamp-rfc3161");
+  st.timestamp_urls = timestamp_urls(o);
   st.timestamp_digest = *parse_digest(o.str("timestamp-digest"));
   st.append = o.flag("append-signature");
   st.skip_signed = o.flag("skip-signed");
@@ -195,13 +195,15 @@ int run_signing(Options& o, Mode mode) {
     log.warning(platform::to_utf8(t) +
                 ": a temporary file of tsign, not signed; unless a tsign run is writing there "
                 "now, an interrupted run left it: delete it");
-  if (st.timestamp_url.empty() && !st.dry_run)
+  if (st.timestamp_urls.empty() && !st.dry_run)
     log.warning(
-        "timestamp-rfc3161 is empty: signatures will not be time-stamped and stop "
+        "timestamp-rfc3161 is none: signatures will not be time-stamped and stop "
         "verifying when the certificate expires (Trusted Signing certificates live 3 days)");
+  std::string authorities;
+  for (const auto& u : st.timestamp_urls) authorities += (authorities.empty() ? "" : ", ") + u;
 
   engine::ReportContext ctx{o.str("endpoint"), o.str("signing-account-name"),
-                            o.str("certificate-profile-name"), st.timestamp_url,
+                            o.str("certificate-profile-name"), authorities,
                             o.str("correlation-id")};
   bool tty = !under_actions && platform::is_terminal(stdout);
   if (under_actions)

@@ -34,9 +34,6 @@ struct OptionSpec {
   std::int64_t min = 0, max = 0;  // for OptType::integer (inclusive)
   bool secret = false;            // never echoed in a message or log
   Scope scope = Scope::both;
-  // An explicitly empty value means something (timestamp-rfc3161 "" = no time-stamp); for
-  // every other option an empty action input counts as not given.
-  bool empty_is_value = false;
   // Accepted for compatibility with Azure/artifact-signing-action; has no effect (a note is
   // logged once when given).
   bool no_effect = false;
@@ -65,11 +62,11 @@ inline constexpr std::array kDeclared{
     OptionSpec{.name = "certificate-profile-name", .help = "Certificate profile name"},
     OptionSpec{.name = "files", .type = T::list, .help = "Comma- or newline-separated file paths"},
     OptionSpec{.name = "files-folder", .help = "Folder to sign files in"},
-    OptionSpec{
-        .name = "files-folder-filter",
-        .type = T::list,
-        .help = "Comma-separated extensions, globs and path globs (dll,exe or *.ps1 or "
-                "**/bin/*.dll), and exclusions (!*.Tests.dll); empty = every supported file"},
+    OptionSpec{.name = "files-folder-filter",
+               .type = T::list,
+               .help =
+                   "Comma-separated extensions, globs and path globs (dll,exe or *.ps1 or "
+                   "**/bin/*.dll), and exclusions (!*.Tests.dll); empty = every supported file"},
     OptionSpec{.name = "files-folder-recurse",
                .type = T::boolean,
                .default_value = "false",
@@ -86,10 +83,13 @@ inline constexpr std::array kDeclared{
                .default_value = "SHA256",
                .help = "File digest algorithm",
                .choices = "SHA256,SHA384,SHA512"},
+    // An unset workflow variable gives an empty input: that must never mean unstamped signatures,
+    // which die with the service's 3-day certificate. Only "none" turns time-stamping off.
     OptionSpec{.name = "timestamp-rfc3161",
+               .type = T::list,
                .default_value = "http://timestamp.acs.microsoft.com",
-               .help = "RFC 3161 time-stamp authority URL; empty = no time-stamp",
-               .empty_is_value = true},
+               .help = "RFC 3161 time-stamp authority URLs, comma-separated, tried in order for "
+                       "each file; empty = the default; none = no time-stamp"},
     OptionSpec{.name = "timestamp-digest",
                .type = T::choice,
                .default_value = "SHA256",

@@ -182,7 +182,7 @@ Options parse_env(const EnvLookup& env) {
   for (const auto& spec : kOptionTable) {
     if (spec.scope != Scope::both) continue;
     auto v = read(spec.name);
-    if (!v || (v->empty() && !spec.empty_is_value)) continue;
+    if (!v || v->empty()) continue;
     note_no_effect(spec, opts);
     opts.set(OptKey::of(spec), *v);
   }
@@ -194,6 +194,30 @@ Options parse_env(const EnvLookup& env) {
     if (auto key = OptKey::named(a.name); !opts.is_given(key)) opts.set(key, *v);
   }
   return opts;
+}
+
+std::vector<std::string> timestamp_urls(const Options& opts) {
+  const OptKey key("timestamp-rfc3161");
+  auto urls = opts.list(key);
+  if (urls.empty()) return {std::string(key.spec().default_value)};
+  const bool none = std::any_of(urls.begin(), urls.end(),
+                                [](const std::string& u) { return ascii_lower(u) == "none"; });
+  if (none) {
+    if (urls.size() > 1)
+      throw InputError(
+          "timestamp-rfc3161: 'none' turns time-stamping off and cannot be listed "
+          "with authorities");
+    return {};
+  }
+  for (const auto& u : urls) {
+    const std::string lower = ascii_lower(u);
+    if ((lower.rfind("http://", 0) != 0 && lower.rfind("https://", 0) != 0) ||
+        u.find_first_of(" \t") != std::string::npos)
+      throw InputError("timestamp-rfc3161: '" + u +
+                       "' is not an http:// or https:// URL (list authorities separated by "
+                       "commas; none = no time-stamp)");
+  }
+  return urls;
 }
 
 void validate(const Options& opts) {

@@ -51,12 +51,18 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 Options parse_args(std::span<const std::string> args);
 
 // Reads every action input from the environment (INPUT_NAME and the runner's INPUT_NAME-WITH-
-// HYPHENS). Empty values count as not given, except for options with empty_is_value.
+// HYPHENS). Empty values count as not given.
 Options parse_env(const EnvLookup& env);
 
 // Validates every given value against its type (booleans: exactly true|True|TRUE|false|False|
 // FALSE) and rejects unsupported options. Throws InputError naming the option.
 void validate(const Options& opts);
+
+// timestamp-rfc3161 read (README "Time-stamps"): the authorities to try in order for each file.
+// Empty (or not given): the default authority; "none" (any case, alone): no time-stamp, an empty
+// list. Throws InputError naming the option for an entry that is not an http(s) URL, or "none"
+// among URLs.
+std::vector<std::string> timestamp_urls(const Options& opts);
 
 // Help text for `tsign sign --help` / `tsign action --help`, generated from the table.
 std::string options_help();

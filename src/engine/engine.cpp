@@ -220,8 +220,8 @@ class Run {
 
     if (!settings_.dry_run) {
       handle_ = make_signer(services);
-      if (!settings_.timestamp_url.empty())
-        tsa_.emplace(http, settings_.timestamp_url, settings_.timestamp_digest);
+      if (!settings_.timestamp_urls.empty())
+        tsa_.emplace(http, settings_.timestamp_urls, settings_.timestamp_digest);
     }
     int workers = settings_.concurrency > 0 ? settings_.concurrency : handle_.preferred_concurrency;
     if (workers <= 0 || settings_.dry_run) workers = 2 * static_cast<int>(pool_size());
@@ -362,8 +362,11 @@ class Run {
         if (!result_.certificate && !res.chain.empty())
           result_.certificate = authenticode::describe_certificate(res.chain.front().get());
         if (tsa_) {
-          Bytes token = co_await tsa_->stamp(authenticode::signature_value(der));
-          der = authenticode::add_timestamp(der, token);
+          auto stamp = co_await tsa_->stamp(authenticode::signature_value(der));
+          for (const auto& why : stamp.failures)
+            log_.warning(platform::to_utf8(r.path) + ": time-stamp authority " + why +
+                         "; the next one was asked");
+          der = authenticode::add_timestamp(der, stamp.token);
         }
         if (settings_.append && prep.existing) der = authenticode::nest(*prep.existing, der);
         co_await on_pool([this, &r, &prep, &der] { write(r, prep, der); });
@@ -503,7 +506,7 @@ class Run {
   asio::thread_pool pool_;
   Clock::time_point start_, deadline_;
   SignerHandle handle_;
-  std::optional<tsa::TimestampClient> tsa_;
+  std::optional<tsa::TimestampAuthorities> tsa_;
   RunResult result_;
   std::size_t next_ = 0, done_ = 0;
   int active_ = 0;

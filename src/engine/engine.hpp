@@ -25,7 +25,8 @@ namespace tsign::engine {
 
 struct Settings {
   authenticode::SignOptions sign;  // file digest, description, URL
-  std::string timestamp_url;       // empty: no time-stamp
+  // Time-stamp authorities, tried in order for each file; empty: no time-stamp.
+  std::vector<std::string> timestamp_urls;
   DigestAlg timestamp_digest = DigestAlg::sha256;
   bool append = false;
   bool skip_signed = false;

@@ -9,6 +9,7 @@
 namespace tsign::engine {
 
 struct ReportContext {
+  // timestamp_url: the authorities in the order they are tried, ", " between them; empty: none.
   std::string endpoint, account, profile, timestamp_url, correlation_id;
   // Why the JSON report could not be written (empty: it was, or none was asked for); the job
   // summary says so instead of pointing at a report that does not exist.

@@ -45,4 +45,38 @@ boost::asio::awaitable<Bytes> TimestampClient::stamp_owned(Bytes signature_value
   }
 }
 
+TimestampAuthorities::TimestampAuthorities(http::Client& client,
+                                           const std::vector<std::string>& urls, DigestAlg alg) {
+  clients_.reserve(urls.size());
+  for (const auto& u : urls) clients_.emplace_back(client, u, alg);
+}
+
+boost::asio::awaitable<TimestampAuthorities::Stamp> TimestampAuthorities::stamp(
+    ByteView signature_value) {
+  return stamp_owned(Bytes(signature_value.begin(), signature_value.end()));
+}
+
+boost::asio::awaitable<TimestampAuthorities::Stamp> TimestampAuthorities::stamp_owned(
+    Bytes signature_value) {
+  Stamp out;
+  for (auto& c : clients_) {
+    try {
+      out.token = co_await c.stamp(signature_value);
+      co_return out;
+    } catch (const DeadlineError&) {
+      throw;
+    } catch (const FileError& e) {  // HTTP errors, transport failures and bad replies alike
+      std::string why = e.what();
+      // The client's messages start with the authority; name it once.
+      const std::string prefix = "time-stamp authority " + c.url();
+      if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size() + (why.size() > prefix.size()));
+      out.failures.push_back(c.url() + ": " + why);
+    }
+  }
+  std::string msg = clients_.size() == 1 ? "the time-stamp authority failed: "
+                                         : "no time-stamp authority gave a time-stamp: ";
+  for (std::size_t i = 0; i < out.failures.size(); ++i) msg += (i ? "; " : "") + out.failures[i];
+  throw FileError(msg);
+}
+
 }  // namespace tsign::tsa

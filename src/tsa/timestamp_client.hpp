@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -32,6 +33,27 @@ class TimestampClient {
   http::Client& client_;
   std::string url_;
   DigestAlg alg_;
+};
+
+// Several authorities, tried in order for each time-stamp (README "Time-stamps"): when one fails
+// (an HTTP error after the client's retries, a connection that cannot be made, a reply that does
+// not check), the next is asked. Threading: as TimestampClient.
+class TimestampAuthorities {
+ public:
+  TimestampAuthorities(http::Client& client, const std::vector<std::string>& urls, DigestAlg alg);
+
+  struct Stamp {
+    Bytes token;                        // the DER TimeStampToken
+    std::vector<std::string> failures;  // why each authority before the one that answered failed
+  };
+  // The first token an authority gives. DeadlineError at once (no authority is tried after the
+  // deadline); FileError naming every authority and its failure when none gives one.
+  boost::asio::awaitable<Stamp> stamp(ByteView signature_value);
+  std::size_t size() const { return clients_.size(); }
+
+ private:
+  boost::asio::awaitable<Stamp> stamp_owned(Bytes signature_value);
+  std::vector<TimestampClient> clients_;
 };
 
 }  // namespace tsign::tsa

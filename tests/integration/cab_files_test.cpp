@@ -29,7 +29,7 @@ TEST_CASE("sign every fixture cabinet with a local key: osslsigncode and tsign v
     std::string args;
     for (auto& n : names) args += " " + quote(d.copy(n).string());
     auto r =
-        run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + args);
+        run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(has(r.out, "4 signed, 0 failed"));
@@ -66,7 +66,7 @@ TEST_CASE("a cabinet's signature: append-signature nests a second one, replace k
   auto f = d.copy("cab-signed.cab", "a.cab");
   auto g = d.copy("cab-signed.cab", "b.cab");
   auto r = run_tsign("sign " + local_key() +
-                     " --timestamp-rfc3161= --append-signature --file-digest SHA512 " +
+                     " --timestamp-rfc3161=none --append-signature --file-digest SHA512 " +
                      quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
@@ -79,7 +79,7 @@ TEST_CASE("a cabinet's signature: append-signature nests a second one, replace k
   CHECK(t.code == 0);
   CHECK(has(t.out, "2 signatures"));
 
-  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(g.string()));
+  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(g.string()));
   REQUIRE(r.code == 0);
   v = ossl_verify(g);
   CHECK(v.code == 0);
@@ -99,7 +99,7 @@ TEST_CASE("unsupported and malformed cabinets are refused: exit 1, named, left a
   const auto before_other = tsign::test::read_all(d.path / "cab-reserve-other.cab");
 
   auto r =
-      run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("cab-next.cab") + " " +
+      run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("cab-next.cab") + " " +
                 d.q("cab-reserve-other.cab") + " " + d.q("cut.cab") + " " + quote(good.string()));
   INFO(r.out);
   CHECK(r.code == 1);

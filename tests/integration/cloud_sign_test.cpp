@@ -620,3 +620,42 @@ TEST_CASE("max-signatures: the service issues no more than the budget, exit 5, t
   CHECK(report.find(R"("signatures":{"requested":2,"max":2,"budget_reached":true})") !=
         std::string::npos);
 }
+
+TEST_CASE("several time-stamp authorities: the next is asked when one fails, for each file",
+          "[integration][cloud][timestamp]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto files = samples(d);
+  // An address that answers 404 to a time-stamp request: the emulator's signing service.
+  const std::string broken = emu.var("TSIGN_EMULATOR_ENDPOINT") + "no-time-stamps-here";
+  SECTION("the second authority stamps every file") {
+    auto r = sh(emu.action_env(d.path / "bin", "INPUT_FILES_FOLDER_FILTER=dll,exe") +
+                "INPUT_TIMESTAMP_RFC3161=" + quote(broken + ", " + emu.var("TSIGN_EMULATOR_TSA")) +
+                " GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " + tsign_cmd() + " action");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    for (auto& f : files) {
+      auto v = emu.verify(f);
+      INFO(f << "\n" << v.out);
+      CHECK(v.code == 0);
+      CHECK(v.out.find("Timestamp") != std::string::npos);
+    }
+    CHECK(emu.count("tsa") == 5);
+    CHECK(r.out.find("time-stamp authority " + broken + ": answered HTTP 404; the next one") !=
+          std::string::npos);
+    CHECK(read_file(d.path / "summary.md").find(broken + ", " + emu.var("TSIGN_EMULATOR_TSA")) !=
+          std::string::npos);
+  }
+  SECTION("none answers: each file fails naming every authority, and is unchanged") {
+    auto before = contents(files);
+    auto r = sh(emu.action_env(d.path / "bin", "INPUT_FILES_FOLDER_FILTER=dll,exe") +
+                "INPUT_TIMESTAMP_RFC3161=" + quote(broken + "," + broken + "2") + " " +
+                tsign_cmd() + " action");
+    INFO(r.out);
+    CHECK(r.code == 1);
+    CHECK(r.out.find("no time-stamp authority gave a time-stamp: " + broken +
+                     ": answered HTTP 404; " + broken + "2: answered HTTP 404") !=
+          std::string::npos);
+    CHECK(contents(files) == before);
+  }
+}

@@ -62,8 +62,8 @@ TEST_CASE("folder mode: a link's target is signed once in place, every link stay
   fs::create_symlink("../outside.exe", d.path / "bin/out_link.exe");
   auto outside_before = read_file(outside);
 
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " + d.q("bin") +
-                     " --files-folder-recurse --report " + d.q("report.json"));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-folder " +
+                     d.q("bin") + " --files-folder-recurse --report " + d.q("report.json"));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("1 signed, 0 failed, 1 skipped") != std::string::npos);
@@ -105,8 +105,8 @@ TEST_CASE("files and files-catalog: a link is signed through, kept, and named wi
   // `files` naming only the link: the target is signed, the link stays.
   auto real = d.copy("pe64.dll", "lib/real.dll");
   fs::create_symlink("lib/real.dll", d.path / "link.dll");
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --report " + d.q("r1.json") +
-                     " " + d.q("link.dll"));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --report " +
+                     d.q("r1.json") + " " + d.q("link.dll"));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(fs::is_symlink(d.path / "link.dll"));
@@ -122,7 +122,7 @@ TEST_CASE("files and files-catalog: a link is signed through, kept, and named wi
   auto real2 = d.copy("pe32.dll", "cat/real.dll");
   fs::create_symlink("real.dll", d.path / "cat/link.dll");
   write_file(d.path / "cat/files.txt", "link.dll\nreal.dll\n");
-  auto c = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-catalog " +
+  auto c = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-catalog " +
                      d.q("cat/files.txt") + " --report " + d.q("r2.json"));
   INFO(c.out);
   REQUIRE(c.code == 0);
@@ -154,7 +154,7 @@ TEST_CASE("files-catalog: a FIFO, a device or a huge file is refused at once wit
                   Case{"/dev/zero", "not a regular file"}, Case{big.string(), "16 MiB"}}) {
     // `timeout` turns a hang (a FIFO opened for reading waits for a writer) into a failure.
     auto r = sh("timeout 60 " + tsign_cmd() + " sign " + local_key() +
-                " --timestamp-rfc3161= --files-catalog " + quote(c.catalog));
+                " --timestamp-rfc3161=none --files-catalog " + quote(c.catalog));
     INFO(c.catalog << "\n" << r.out);
     CHECK(r.code == 2);
     CHECK(r.out.find("files-catalog") != std::string::npos);
@@ -173,7 +173,7 @@ TEST_CASE(
   std::string junk(3000, 'x');  // 2.9 KiB, not a program
   write_file(d.path / "out/my_tool[v2].exe", junk);
   auto r = sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_FILTER=exe" +
-              " INPUT_TIMESTAMP_RFC3161= GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
+              " INPUT_TIMESTAMP_RFC3161=none GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
               " RUNNER_TEMP=" + d.q("no/such/dir") + " " + tsign_cmd() + " action " + local_key());
   INFO(r.out);
   CHECK(r.code == 1);
@@ -202,7 +202,7 @@ TEST_CASE(
   const auto script_before = read_file(d.path / "out/install.ps1");
   auto r =
       sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
-         " INPUT_TIMESTAMP_RFC3161= GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
+         " INPUT_TIMESTAMP_RFC3161=none GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
          " GITHUB_OUTPUT=" + d.q("outputs.txt") + " " + tsign_cmd() + " action " + local_key());
   INFO(r.out);
   CHECK(r.code == 0);
@@ -233,8 +233,8 @@ TEST_CASE("names of 250 and 255 bytes sign and verify, nothing left beside them"
   REQUIRE(n255.size() == 255);
   auto a = d.copy("pe64.exe", n250);
   auto b = d.copy("pe32.dll", n255);
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(a.string()) + " " +
-                     quote(b.string()));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(a.string()) +
+                     " " + quote(b.string()));
   INFO(r.out);
   CHECK(r.code == 0);
   CHECK(r.out.find("2 signed, 0 failed") != std::string::npos);
@@ -254,7 +254,7 @@ TEST_CASE("a stale temporary of tsign in a folder is neither selected nor signed
   const auto stale_before = read_file(stale), hidden_before = read_file(hidden);
   for (std::string filter : {"", " --files-folder-filter '*'"}) {
     INFO("filter:" << filter);
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " +
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-folder " +
                        d.q("bin") + filter);
     INFO(r.out);
     CHECK(r.code == 0);
@@ -359,8 +359,8 @@ std::unique_ptr<Background> start_and_catch_writing(const TempDir& d, const fs::
                                                     const std::vector<std::string>& env = {}) {
   auto bg = std::make_unique<Background>(
       std::vector<std::string>{"sign", "--key", fixture("leaf.key").string(), "--cert",
-                               fixture("chain.pem").string(),
-                               "--timestamp-rfc3161=", file.string()},
+                               fixture("chain.pem").string(), "--timestamp-rfc3161=none",
+                               file.string()},
       d.path / "out" / "tsign.log", env);
   for (;;) {
     if (writing_a_copy(bg->pid(), file.parent_path())) return bg;
@@ -415,9 +415,10 @@ TEST_CASE("a signing run killed while writing leaves no temporary file in the us
 }
 #endif
 
-TEST_CASE("tsign action: a path glob with an exclusion signs what it names; the summary lists "
-          "each excluded file with the entry that excluded it",
-          "[integration][local][action][filter]") {
+TEST_CASE(
+    "tsign action: a path glob with an exclusion signs what it names, and the summary lists "
+    "each excluded file with the entry that excluded it",
+    "[integration][local][action][filter]") {
   TempDir d;
   d.copy("pe64.dll", "out/bin/App.dll");
   d.copy("pe64.dll", "out/bin/App.Tests.dll");
@@ -426,7 +427,7 @@ TEST_CASE("tsign action: a path glob with an exclusion signs what it names; the 
   const auto untouched = read_file(d.path / "out/bin/App.Tests.dll");
   auto r = sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
               " INPUT_FILES_FOLDER_FILTER='**/bin/*.dll, !*.Tests.dll'" +
-              " INPUT_TIMESTAMP_RFC3161= GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " +
+              " INPUT_TIMESTAMP_RFC3161=none GITHUB_STEP_SUMMARY=" + d.q("summary.md") + " " +
               tsign_cmd() + " action " + local_key());
   INFO(r.out);
   CHECK(r.code == 0);

@@ -32,7 +32,7 @@ TEST_CASE("sign every fixture PE with a local key: osslsigncode and tsign verify
     std::string args;
     for (auto& n : names) args += " " + quote(d.copy(n).string());
     auto r =
-        run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + args);
+        run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("6 signed, 0 failed") != std::string::npos);
@@ -56,7 +56,7 @@ TEST_CASE("append-signature nests a second signature, replace keeps one", "[inte
   auto f = d.copy("pe64-signed-leaf.exe", "a.exe");
   auto g = d.copy("pe64-signed-leaf.exe", "b.exe");
   auto r = run_tsign("sign " + local_key() +
-                     " --timestamp-rfc3161= --append-signature --file-digest SHA512 " +
+                     " --timestamp-rfc3161=none --append-signature --file-digest SHA512 " +
                      quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
@@ -69,7 +69,7 @@ TEST_CASE("append-signature nests a second signature, replace keeps one", "[inte
   CHECK(t.code == 0);
   CHECK(t.out.find("2 signatures") != std::string::npos);
 
-  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(g.string()));
+  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(g.string()));
   REQUIRE(r.code == 0);
   v = ossl_verify(g);
   CHECK(v.code == 0);
@@ -80,13 +80,13 @@ TEST_CASE("PKCS#12 with the password from an environment variable", "[integratio
   TempDir d;
   auto f = d.copy("pe32.dll");
   auto r = sh("TSIGN_TEST_PFX_PASS=test-pass " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
-              " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161= " + quote(f.string()));
+              " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(ossl_verify(f).code == 0);
   CHECK(r.out.find("test-pass") == std::string::npos);
   auto bad = sh("TSIGN_TEST_PFX_PASS=wrong " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
-                " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161= " + d.q("pe32.dll"));
+                " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + d.q("pe32.dll"));
   CHECK(bad.code == 2);
 }
 
@@ -94,7 +94,7 @@ TEST_CASE("tsign verify rejects a flipped byte in a section, the overlay and the
           "[integration][local]") {
   TempDir d;
   auto f = d.copy("pe64-overlay.exe");
-  REQUIRE(run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(f.string())).code ==
+  REQUIRE(run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(f.string())).code ==
           0);
   REQUIRE(run_tsign("verify --ca " + fx("root.pem") + " " + quote(f.string())).code == 0);
   auto signed_bytes = read_file(f);
@@ -128,7 +128,7 @@ TEST_CASE("bad files fail with a clear message and stay byte-for-byte unchanged"
   fs::permissions(ro, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   auto before_text = read_file(d.path / "text.exe");
   auto before_ro = read_file(ro);
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("text.exe") + " " +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("text.exe") + " " +
                      quote(good.string()) + " " + quote(ro.string()));
   INFO(r.out);
   CHECK(r.code == 1);  // some failed, the others were signed
@@ -157,7 +157,7 @@ TEST_CASE("a missing file given explicitly is invalid input: exit 2, nothing sig
   TempDir d;
   auto good = d.copy("pe64.exe");
   auto before = read_file(good);
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(good.string()) + " " +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(good.string()) + " " +
                      d.q("missing.exe"));
   INFO(r.out);
   CHECK(r.code == 2);
@@ -186,7 +186,7 @@ TEST_CASE("configuration errors exit 2 before any file is touched",
       {"", "endpoint"},
   };
   for (auto& c : cases) {
-    auto r = run_tsign("sign " + c.args + " --timestamp-rfc3161= " + quote(f.string()));
+    auto r = run_tsign("sign " + c.args + " --timestamp-rfc3161=none " + quote(f.string()));
     INFO(c.args << "\n" << r.out);
     CHECK(r.code == 2);
     CHECK(r.out.find(c.expect) != std::string::npos);
@@ -205,7 +205,7 @@ TEST_CASE("a certificate without the code-signing EKU is refused",
   auto f = d.copy("pe64.exe");
   auto before = read_file(f);
   auto r = run_tsign("sign --key " + fx("leaf-noeku.key") + " --cert " + fx("leaf-noeku.pem") +
-                     " --timestamp-rfc3161= " + quote(f.string()));
+                     " --timestamp-rfc3161=none " + quote(f.string()));
   INFO(r.out);
   CHECK(r.code != 0);
   CHECK(r.out.find("code") != std::string::npos);
@@ -273,7 +273,7 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   CHECK(dry.out.find("x.dll") == std::string::npos);  // deeper than depth 1
   CHECK(read_file(d.path / "bin/app.exe") == before);
 
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " + d.q("bin") +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-folder " + d.q("bin") +
                      " --files-folder-filter '*.exe, core.dll' --report " + d.q("report.json"));
   INFO(r.out);
   REQUIRE(r.code == 0);
@@ -284,7 +284,7 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   CHECK(report.find("\"sha256_after\":\"") != std::string::npos);
 
   // No filter: every supported file, recursively; skip-signed leaves the two signed ones alone.
-  auto s = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --skip-signed --ca " +
+  auto s = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --skip-signed --ca " +
                      fx("root.pem") + " --files-folder " + d.q("bin") + " --files-folder-recurse");
   INFO(s.out);
   REQUIRE(s.code == 0);
@@ -300,7 +300,7 @@ TEST_CASE("tsign action: catalog with a missing file, unwritable outputs, awkwar
   write_file(d.path / "out/50%,a:b|c<d.exe", "not a program");
   write_file(d.path / "out/files.txt", "app one.exe\nünïcode.dll\nmissing.dll\n50%,a:b|c<d.exe\n");
   auto r = sh("INPUT_FILES_CATALOG=" + d.q("out/files.txt") +
-              " INPUT_TIMESTAMP_RFC3161= INPUT_BATCH_SIZE=10 GITHUB_OUTPUT=/nonexistent/dir/out"
+              " INPUT_TIMESTAMP_RFC3161=none INPUT_BATCH_SIZE=10 GITHUB_OUTPUT=/nonexistent/dir/out"
               " GITHUB_STEP_SUMMARY=" +
               d.q("summary.md") + " RUNNER_TEMP=" + d.q() + " " + tsign_cmd() + " action " +
               local_key());
@@ -338,7 +338,7 @@ TEST_CASE("a large file: signed, verified, and the report's hashes are the file'
   write_file(big, read_file(big) + overlay);
   const auto before = sha256_hex(read_file(big));
 
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --report " +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --report " +
                      d.q("report.json") + " " + d.q("big.exe"));
   INFO(r.out);
   REQUIRE(r.code == 0);

@@ -42,7 +42,7 @@ TEST_CASE(
     INFO(digest);
     TempDir d;
     auto f = d.copy("msi.msi", "setup.msi");
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest +
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest +
                        " " + quote(f.string()));
     INFO(r.out);
     REQUIRE(r.code == 0);
@@ -54,14 +54,14 @@ TEST_CASE(
     CHECK(t.code == 0);
     CHECK(has(t.out, digest));
     // Again: the signature is replaced.
-    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + " " +
+    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + " " +
                   quote(f.string()));
     REQUIRE(r.code == 0);
     v = ossl_verify(f);
     CHECK(v.code == 0);
     CHECK(has(v.out, "Number of verified signatures: 1"));
     // And nested.
-    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature " +
+    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --append-signature " +
                   quote(f.string()));
     REQUIRE(r.code == 0);
     v = ossl_verify(f);
@@ -85,7 +85,7 @@ TEST_CASE("MSI signed by osslsigncode: tsign verifies it, replaces it and nests 
     INFO(t.out);
     CHECK(t.code == 0);
     auto g = d.copy(name, "replaced.msi");
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest SHA384 " +
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest SHA384 " +
                        quote(g.string()));
     INFO(r.out);
     REQUIRE(r.code == 0);
@@ -94,7 +94,7 @@ TEST_CASE("MSI signed by osslsigncode: tsign verifies it, replaces it and nests 
     CHECK(v.code == 0);
     CHECK_FALSE(has(v.out, "Incorrect MsiDigitalSignatureEx"));
     CHECK(tsign_verify(g).code == 0);
-    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature " +
+    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --append-signature " +
                   quote(f.string()));
     REQUIRE(r.code == 0);
     v = ossl_verify(f);
@@ -124,7 +124,7 @@ TEST_CASE(
     auto t = tsign_verify(d.path / "ossl.msi");
     INFO(t.out);
     CHECK(t.code == 0);
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("a.msi"));
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("a.msi"));
     INFO(r.out);
     REQUIRE(r.code == 0);
     auto v = ossl_verify(d.path / "a.msi");
@@ -139,7 +139,7 @@ TEST_CASE("MSI with MsiDigitalSignatureEx: a nested signature of another digest 
   auto f = d.copy("msi-dse.msi");
   const Bytes before = tsign::test::read_all(f);
   auto r = run_tsign("sign " + local_key() +
-                     " --timestamp-rfc3161= --append-signature --file-digest SHA512 " +
+                     " --timestamp-rfc3161=none --append-signature --file-digest SHA512 " +
                      quote(f.string()));
   INFO(r.out);
   CHECK(r.code == 1);
@@ -152,7 +152,7 @@ TEST_CASE("MSI: a one-byte change in a stream fails osslsigncode and tsign verif
           "[integration][local][msi]") {
   TempDir d;
   auto f = d.copy("msi.msi");
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + quote(f.string()));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(f.string()));
   REQUIRE(r.code == 0);
   Bytes b = tsign::test::read_all(f);
   b[big_stream_offset(b) + 1234] ^= 0x01;
@@ -199,7 +199,7 @@ TEST_CASE("MSI: hostile structures are refused, named, the files unchanged",
     args += " " + d.q(k.file);
     names.push_back(k.file);
   }
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=" + args);
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none" + args);
   INFO(r.out);
   CHECK(r.code == 1);
   CHECK(has(r.out, "0 signed, 4 failed"));
@@ -227,7 +227,7 @@ TEST_CASE("MSI: a 64 MiB package signs with memory far below its size",
   // GNU time reports the peak resident set of the signing process.
   const bool timed = fs::exists("/usr/bin/time");
   auto r = sh(std::string(timed ? "/usr/bin/time -f peak-rss-kb=%M " : "") + tsign_cmd() +
-              " sign " + local_key() + " --timestamp-rfc3161= " + quote(f.string()));
+              " sign " + local_key() + " --timestamp-rfc3161=none " + quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
   if (timed) {

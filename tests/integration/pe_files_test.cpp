@@ -36,7 +36,7 @@ TEST_CASE("a truncated PE is refused: exit 1, the section and offsets named, the
   Bytes cut = tsign::test::read_all(fixture("pe32.exe"));
   cut.resize(cut.size() - 100);  // the last section's raw data now ends beyond the file
   tsign::test::write_all(d.path / "cut.exe", cut);
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("cut.exe") + " " +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("cut.exe") + " " +
                      quote(good.string()));
   INFO(r.out);
   CHECK(r.code == 1);
@@ -75,7 +75,7 @@ TEST_CASE("several WIN_CERTIFICATE entries: append nests and keeps the others, r
   tsign::test::write_all(d.path / "append.exe", two);
   tsign::test::write_all(d.path / "replace.exe", two);
 
-  auto a = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature " +
+  auto a = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --append-signature " +
                      d.q("append.exe"));
   INFO(a.out);
   REQUIRE(a.code == 0);
@@ -92,7 +92,7 @@ TEST_CASE("several WIN_CERTIFICATE entries: append nests and keeps the others, r
   CHECK(has(t.out, "2 signatures"));
   CHECK(has(t.out, "certificate-table entry 2"));
 
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("replace.exe"));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("replace.exe"));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(pe_cert_entries(tsign::test::read_all(d.path / "replace.exe")).size() == 1);
@@ -127,7 +127,7 @@ TEST_CASE("Debian's signed shim and GRUB: verified, and signed by append and by 
     if (entries.size() > 1) CHECK(has(v.out, "certificate-table entry 2"));
 
     tsign::test::write_all(d.path / "append.efi", original);
-    auto a = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature " +
+    auto a = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --append-signature " +
                        d.q("append.efi"));
     INFO(a.out);
     REQUIRE(a.code == 0);
@@ -145,7 +145,7 @@ TEST_CASE("Debian's signed shim and GRUB: verified, and signed by append and by 
     CHECK_FALSE(has(o.out, "MISMATCH"));
 
     tsign::test::write_all(d.path / "replace.efi", original);
-    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("replace.efi"));
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("replace.efi"));
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(pe_cert_entries(tsign::test::read_all(d.path / "replace.efi")).size() == 1);

@@ -32,7 +32,7 @@ fs::path flipped(const fs::path& file, std::size_t offset, const std::string& as
 }
 
 Proc sign(const std::string& args, const std::vector<fs::path>& files) {
-  std::string cmd = "sign " + local_key() + " --timestamp-rfc3161= " + args;
+  std::string cmd = "sign " + local_key() + " --timestamp-rfc3161=none " + args;
   for (auto& f : files) cmd += " " + quote(f);
   return run_tsign(cmd);
 }

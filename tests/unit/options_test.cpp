@@ -141,9 +141,36 @@ TEST_CASE("INPUT_* variables in both spellings", "[cli]") {
                              {"INPUT_TIMESTAMP_RFC3161", ""}}));
   CHECK(o.str("files-folder") == "bin");
   CHECK(o.list("files-folder-filter") == std::vector<std::string>{"dll", "exe"});
-  CHECK_FALSE(o.is_given("endpoint"));       // empty action input = not given
-  REQUIRE(o.is_given("timestamp-rfc3161"));  // except where empty means something
-  CHECK(o.str("timestamp-rfc3161").empty());
+  CHECK_FALSE(o.is_given("endpoint"));  // empty action input = not given
+  CHECK_FALSE(o.is_given("timestamp-rfc3161"));
+}
+
+TEST_CASE(
+    "timestamp-rfc3161: empty is the default authority, only 'none' turns it off, "
+    "several are tried in order",
+    "[cli][timestamp]") {
+  const std::vector<std::string> fallback{"http://timestamp.acs.microsoft.com"};
+  // An unset workflow variable (`${{ vars.TSA }}`) gives an empty input: the default, never none.
+  CHECK(timestamp_urls(parse_env(env_of({{"INPUT_TIMESTAMP_RFC3161", ""}}))) == fallback);
+  CHECK(timestamp_urls(args({"--timestamp-rfc3161="})) == fallback);
+  CHECK(timestamp_urls(args({})) == fallback);
+  CHECK(timestamp_urls(args({"--timestamp-rfc3161", "None"})).empty());
+  CHECK(timestamp_urls(parse_env(env_of(
+            {{"INPUT_TIMESTAMP_RFC3161", "http://a.example/tsa,\n https://b.example\n"}}))) ==
+        std::vector<std::string>{"http://a.example/tsa", "https://b.example"});
+  auto error = [](std::vector<std::string> v) -> std::string {
+    try {
+      timestamp_urls(args(std::move(v)));
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  CHECK_THAT(error({"--timestamp-rfc3161", "timestamp.acs.microsoft.com"}),
+             Catch::StartsWith("timestamp-rfc3161: 'timestamp.acs.microsoft.com' is not an "
+                               "http:// or https:// URL"));
+  CHECK_THAT(error({"--timestamp-rfc3161", "http://a.example,none"}),
+             Catch::Contains("'none' turns time-stamping off"));
 }
 
 TEST_CASE("deprecated account-name aliases map to signing-account-name with a note", "[cli]") {
