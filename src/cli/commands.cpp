@@ -205,6 +205,8 @@ int run_signing(Options& o, Mode mode) {
   engine::ReportContext ctx{o.str("endpoint"), o.str("signing-account-name"),
                             o.str("certificate-profile-name"), authorities,
                             o.str("correlation-id")};
+  if (auto ws = env::get("GITHUB_WORKSPACE"); under_actions && ws && !ws->empty())
+    ctx.base = platform::from_utf8(*ws);
   bool tty = !under_actions && platform::is_terminal(stdout);
   if (under_actions)
     log.group_begin("Signing " + std::to_string(selection.files.size()) + " file(s)");

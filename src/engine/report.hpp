@@ -14,6 +14,8 @@ struct ReportContext {
   // Why the JSON report could not be written (empty: it was, or none was asked for); the job
   // summary says so instead of pointing at a report that does not exist.
   std::string report_error;
+  // The job summary shows names relative to this folder (GITHUB_WORKSPACE) when inside it.
+  std::filesystem::path base;
 };
 
 std::string report_json(const RunResult& result, const ReportContext& ctx);

@@ -190,11 +190,68 @@ std::string seconds(double s) {
 }
 }  // namespace
 
+namespace {
+
+// A name as the reader knows it: relative to the workspace when it lies inside it (absolute
+// runner paths are long and all alike), else as given.
+std::string display_name(const std::filesystem::path& p, const std::filesystem::path& base) {
+  if (!base.empty() && p.is_absolute()) {
+    auto rel = p.lexically_normal().lexically_relative(base.lexically_normal());
+    if (!rel.empty() && *rel.begin() != "..") return platform::to_utf8(rel);
+  }
+  return platform::to_utf8(p);
+}
+
+// Signed / failed / skipped of a group of files.
+struct Counts {
+  std::size_t n[3] = {0, 0, 0};
+  void add(engine::Status s) {
+    ++n[s == engine::Status::signed_ok ? 0 : s == engine::Status::failed ? 1 : 2];
+  }
+  std::size_t total() const { return n[0] + n[1] + n[2]; }
+};
+
+// A small table of counts by key; past `rows`, the groups with the most files are shown and the
+// rest summed up in one line.
+std::string counts_table(const std::string& title, const std::map<std::string, Counts>& groups,
+                         std::size_t rows) {
+  std::vector<std::pair<std::string, Counts>> v(groups.begin(), groups.end());
+  if (v.size() > rows)
+    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return a.second.total() > b.second.total();
+    });
+  std::string t = "| " + title + " | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n";
+  for (std::size_t i = 0; i < v.size() && i < rows; ++i)
+    t += "| " + escape_markdown(v[i].first) + " | " + std::to_string(v[i].second.n[0]) + " | " +
+         std::to_string(v[i].second.n[1]) + " | " + std::to_string(v[i].second.n[2]) + " |\n";
+  if (v.size() > rows) {
+    Counts rest;
+    for (std::size_t i = rows; i < v.size(); ++i)
+      for (int k = 0; k < 3; ++k) rest.n[k] += v[i].second.n[k];
+    t += "| …" + std::to_string(v.size() - rows) + " more | " + std::to_string(rest.n[0]) + " | " +
+         std::to_string(rest.n[1]) + " | " + std::to_string(rest.n[2]) + " |\n";
+  }
+  return t + "\n";
+}
+
+// Cuts a section to `room` bytes at a line end, saying where the rest is.
+std::string bounded(std::string text, std::size_t room, const std::string& what) {
+  if (text.size() <= room) return text;
+  auto cut = text.rfind('\n', room > 80 ? room - 80 : 0);
+  text.resize(cut == std::string::npos ? 0 : cut + 1);
+  return text + "\n…(" + what + " truncated; see the JSON report)\n\n";
+}
+
+}  // namespace
+
 std::string summary_markdown(const engine::RunResult& r, const engine::ReportContext& ctx,
                              std::size_t limit) {
   using engine::Status;
+  const auto code = r.exit_code();
+  const auto name_of = [&](const std::filesystem::path& p) { return display_name(p, ctx.base); };
+
+  // What went wrong comes first: the title, the run's own failure, then each file's.
   std::ostringstream head;
-  auto code = r.exit_code();
   head << "## tsign: " << r.count(Status::signed_ok) << " signed, " << r.count(Status::failed)
        << " failed, " << r.count(Status::skipped) + r.count(Status::planned) << " skipped\n\n";
   if (r.fatal_code) head << "> **Stopped:** " << escape_markdown(r.fatal_message) << "\n\n";
@@ -207,102 +264,87 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   if (r.deadline_passed)
     head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
   if (!ctx.report_error.empty()) head << "> **" << escape_markdown(ctx.report_error) << "**\n\n";
-  head << "| | |\n|---|---|\n";
-  if (!ctx.endpoint.empty()) head << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
-  if (!ctx.account.empty()) head << "| Account | " << escape_markdown(ctx.account) << " |\n";
-  if (!ctx.profile.empty())
-    head << "| Certificate profile | " << escape_markdown(ctx.profile) << " |\n";
-  if (r.certificate) {
-    head << "| Certificate | " << escape_markdown(r.certificate->subject) << " |\n";
-    head << "| SHA-256 thumbprint | `" << r.certificate->sha256_thumbprint << "` |\n";
-    head << "| Valid | " << r.certificate->not_before << " to " << r.certificate->not_after
-         << " |\n";
-  }
-  head << "| Time-stamp authority | "
-       << (ctx.timestamp_url.empty() ? std::string("none") : escape_markdown(ctx.timestamp_url))
-       << " |\n";
-  if (!ctx.correlation_id.empty())
-    head << "| Correlation ID | " << escape_markdown(ctx.correlation_id) << " |\n";
-  head << "| Duration | " << seconds(r.seconds) << " |\n";
-  if (r.concurrency > 0) {
-    head << "| Concurrency | " << r.concurrency << " files in flight";
-    if (r.throttled > 0)
-      head << "; the service throttled " << r.throttled << " request(s), paced down to "
-           << r.lowest_concurrency << " in flight";
-    head << " |\n";
-  }
-  head << "| Signatures requested | " << r.signatures_requested;
-  if (r.max_signatures > 0) head << " of at most " << r.max_signatures << " (max-signatures)";
-  head << " |\n";
-  // What each format came to: a folder of mixed installers shows at a glance which kind failed.
-  std::map<std::string, std::array<std::size_t, 3>> by_format;  // signed, failed, skipped
-  for (const auto& f : r.files) {
-    if (f.format.empty()) continue;
-    auto& n = by_format[f.format];
-    ++n[f.status == Status::signed_ok ? 0 : f.status == Status::failed ? 1 : 2];
-  }
-  if (!by_format.empty()) {
-    head << "| Formats | ";
-    const char* words[] = {" signed", " failed", " skipped"};
-    bool first_format = true;
-    for (const auto& [name, n] : by_format) {
-      head << (first_format ? "" : " · ") << escape_markdown(name) << ": ";
-      bool first = true;
-      for (int k = 0; k < 3; ++k)
-        if (n[k] > 0) {
-          head << (first ? "" : ", ") << n[k] << words[k];
-          first = false;
-        }
-      first_format = false;
-    }
-    head << " |\n";
-  }
-  head << "| Exit code | " << static_cast<int>(code) << " |\n\n";
 
   std::string failures, skipped;
+  std::map<std::string, Counts> by_format, by_folder;
   for (const auto& f : r.files) {
     if (f.status == Status::failed)
-      failures +=
-          "- " + code_span(platform::to_utf8(f.path)) + ": " + escape_markdown(f.error) + "\n";
+      failures += "- " + code_span(name_of(f.path)) + ": " + escape_markdown(f.error) + "\n";
     else if (f.status == Status::skipped && !f.error.empty())
-      skipped +=
-          "- " + code_span(platform::to_utf8(f.path)) + ": " + escape_markdown(f.error) + "\n";
+      skipped += "- " + code_span(name_of(f.path)) + ": " + escape_markdown(f.error) + "\n";
+    if (!f.format.empty()) by_format[f.format].add(f.status);
+    auto folder = std::filesystem::path(name_of(f.path)).parent_path();
+    by_folder[folder.empty() ? "." : platform::to_utf8(folder)].add(f.status);
   }
 
+  // Counts by format and by folder: which kind, which part of the build.
+  std::string counts;
+  if (!by_format.empty()) counts += counts_table("Format", by_format, kSummaryGroups);
+  if (by_folder.size() > 1) counts += counts_table("Folder", by_folder, kSummaryGroups);
+
+  std::ostringstream details;
+  details << "| | |\n|---|---|\n";
+  if (!ctx.endpoint.empty()) details << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
+  if (!ctx.account.empty()) details << "| Account | " << escape_markdown(ctx.account) << " |\n";
+  if (!ctx.profile.empty())
+    details << "| Certificate profile | " << escape_markdown(ctx.profile) << " |\n";
+  if (r.certificate) {
+    details << "| Certificate | " << escape_markdown(r.certificate->subject) << " |\n";
+    details << "| SHA-256 thumbprint | `" << r.certificate->sha256_thumbprint << "` |\n";
+    details << "| Valid | " << r.certificate->not_before << " to " << r.certificate->not_after
+            << " |\n";
+  }
+  details << "| Time-stamp authority | "
+          << (ctx.timestamp_url.empty() ? std::string("none") : escape_markdown(ctx.timestamp_url))
+          << " |\n";
+  if (!ctx.correlation_id.empty())
+    details << "| Correlation ID | " << escape_markdown(ctx.correlation_id) << " |\n";
+  details << "| Duration | " << seconds(r.seconds) << " |\n";
+  if (r.concurrency > 0) {
+    details << "| Concurrency | " << r.concurrency << " files in flight";
+    if (r.throttled > 0)
+      details << "; the service throttled " << r.throttled << " request(s), paced down to "
+              << r.lowest_concurrency << " in flight";
+    details << " |\n";
+  }
+  details << "| Signatures requested | " << r.signatures_requested;
+  if (r.max_signatures > 0) details << " of at most " << r.max_signatures << " (max-signatures)";
+  details << " |\n";
+  details << "| Exit code | " << static_cast<int>(code) << " |\n\n";
+
+  // Within `limit`: the fixed parts, then failures and skipped files (half the room left each at
+  // most), then as many file rows as fit.
   std::string out = head.str();
+  const std::size_t fixed = out.size() + counts.size() + details.str().size() + 2048;
+  std::size_t room = limit > fixed ? limit - fixed : 0;
+  std::string fail_part =
+      failures.empty() ? "" : bounded("### Failures\n\n" + failures + "\n", room / 2, "failures");
+  room -= std::min(room, fail_part.size());
+  std::string skip_part =
+      skipped.empty() ? "" : bounded("### Skipped\n\n" + skipped + "\n", room / 2, "skipped files");
+  room -= std::min(room, skip_part.size());
+
   std::string table = "| File | Format | Size | Result | Time |\n|---|---|---:|---|---:|\n";
   std::size_t shown = 0;
-  // Keep room for the failures section and the tail line.
-  std::size_t budget = limit > out.size() + 2048 ? limit - out.size() - 2048 : 0;
-  std::string fail_part = failures.empty() ? "" : "### Failures\n\n" + failures + "\n";
-  if (fail_part.size() > budget / 2) {
-    fail_part.resize(budget / 2);
-    fail_part += "\n…(failures truncated; see the JSON report)\n\n";
-  }
-  if (!skipped.empty()) {
-    std::string skip_part = "### Skipped\n\n" + skipped + "\n";
-    std::size_t room = budget / 2 > fail_part.size() ? budget / 2 - fail_part.size() : 0;
-    if (skip_part.size() > room) {
-      skip_part.resize(room);
-      skip_part += "\n…(skipped files truncated; see the JSON report)\n\n";
-    }
-    fail_part += skip_part;
-  }
-  budget = budget > fail_part.size() ? budget - fail_part.size() : 0;
   for (const auto& f : r.files) {
-    std::string name = platform::to_utf8(f.path);
-    if (!f.target.empty() && f.target != f.path) name += " → " + platform::to_utf8(f.target);
+    std::string name = name_of(f.path);
+    if (!f.target.empty() && f.target != f.path) name += " → " + name_of(f.target);
     std::string row = "| " + escape_markdown(name) + " | " +
                       (f.format.empty() ? std::string("–") : escape_markdown(f.format)) + " | " +
                       human_size(f.bytes) + " | " + std::string(engine::status_name(f.status)) +
                       " | " + seconds(f.seconds) + " |\n";
-    if (table.size() + row.size() > budget) break;
+    if (table.size() + row.size() > room) break;
     table += row;
     ++shown;
   }
   if (shown < r.files.size())
     table += "\n…and " + std::to_string(r.files.size() - shown) + " more (see the JSON report)\n";
-  out += table + "\n" + fail_part;
+  // A long table is folded: the counts above say what a reader needs first.
+  if (r.files.size() > kSummaryUnfoldedRows)
+    table = "<details><summary>All " + std::to_string(r.files.size()) + " files</summary>\n\n" +
+            table + "\n</details>\n";
+
+  out += fail_part + counts + details.str() + skip_part + table + "\n";
   return out;
 }
 

@@ -63,8 +63,11 @@ inline constexpr std::array kVariables{
     VarSpec{.name = "GITHUB_STEP_SUMMARY",
             .description = "tsign action: file the job summary goes to"},
     VarSpec{.name = "RUNNER_DEBUG", .description = "1: debug output, as --trace"},
+    VarSpec{.name = "GITHUB_WORKSPACE",
+            .description = "tsign action: the job summary names files relative to it"},
     VarSpec{.name = "RUNNER_TEMP",
-            .description = "tsign action: the JSON report goes there when `report` is not given"},
+            .description = "tsign action: the JSON report and the subject checksums go there "
+                           "(the report only when `report` is not given)"},
     VarSpec{.name = "INPUT_",
             .description = "tsign action: each option that is an action input, upper case, "
                            "'-' -> '_' (INPUT_AZURE_CLIENT_SECRET is sensitive)",

@@ -114,11 +114,33 @@ TEST_CASE("summary: counts by format, and each file's format in the table", "[gh
   r.files.push_back(script);  // no format: not counted by format
   auto md = gha::summary_markdown(r, {});
   // Formats in the order the registry lists them would need the registry; by name is stable.
-  CHECK(md.find("| Formats | cab: 1 signed · msi: 1 signed, 1 failed · pe: 2 signed |") !=
+  CHECK(md.find("| Format | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n"
+                "| cab | 1 | 0 | 0 |\n| msi | 1 | 1 | 0 |\n| pe | 2 | 0 | 0 |\n") !=
         std::string::npos);
+  CHECK(md.find("| Folder | Signed | Failed | Skipped |") != std::string::npos);
+  CHECK(md.find("| bin | 4 | 1 | 0 |\n| tools | 0 | 0 | 1 |") != std::string::npos);
   CHECK(md.find("| File | Format | Size | Result | Time |") != std::string::npos);
   CHECK(md.find("| bin/file1.dll | msi | ") != std::string::npos);
   CHECK(md.find("| tools/x.ps1 | – | ") != std::string::npos);
+}
+
+TEST_CASE("summary: failures first, names relative to the workspace, a long table folded",
+          "[gha]") {
+  auto r = run_of(300, "/home/runner/work/app/app/out/bin/lib");
+  r.files[7].path = "/elsewhere/x.dll";  // outside the workspace: as given
+  engine::ReportContext ctx;
+  ctx.base = "/home/runner/work/app/app";
+  auto md = gha::summary_markdown(r, ctx);
+  CHECK(md.find("/home/runner") == std::string::npos);
+  CHECK(md.find("`out/bin/lib3.dll`: the service said no") != std::string::npos);
+  CHECK(md.find("| out/bin/lib0.dll | – |") != std::string::npos);
+  CHECK(md.find("| /elsewhere/x.dll |") != std::string::npos);
+  // The failures come before the run's details, the per-file table after everything, folded.
+  CHECK(md.find("### Failures") < md.find("| Duration |"));
+  CHECK(md.find("| Duration |") < md.find("<details><summary>All 300 files</summary>"));
+  CHECK(md.find("</details>") != std::string::npos);
+  // A short run's table stays open.
+  CHECK(gha::summary_markdown(run_of(5), {}).find("<details>") == std::string::npos);
 }
 
 TEST_CASE("summary of 10 000 files stays under 1 MiB and says how many rows it left out", "[gha]") {

@@ -186,7 +186,9 @@ TEST_CASE(
   CHECK(summary.find("my_tool[v2].exe`: not a supported file format") != std::string::npos);
   auto failures = summary.find("### Failures");
   REQUIRE(failures != std::string::npos);
-  CHECK(summary.find("my\\_tool", failures) == std::string::npos);
+  const auto section = summary.substr(failures, summary.find("\n\n", failures + 14) - failures);
+  CHECK(section.find("my_tool[v2].exe") != std::string::npos);
+  CHECK(section.find("my\\_tool") == std::string::npos);
   CHECK(summary.find("could not be written") != std::string::npos);
 }
 TEST_CASE(
