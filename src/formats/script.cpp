@@ -89,13 +89,11 @@ Text decode_utf16le(ByteView b, std::string_view name) {
   for (std::size_t i = 0; i < b.size(); i += 2) {
     const auto u = static_cast<char16_t>(b[i] | (b[i + 1] << 8));
     if (u == 0) fail(name, "the text holds a NUL character (" + position(i) + ")");
-    const bool high = u >= 0xD800 && u <= 0xDBFF;
     const bool low = u >= 0xDC00 && u <= 0xDFFF;
     const bool after_high =
         !t.units.empty() && t.units.back() >= 0xD800 && t.units.back() <= 0xDBFF;
     if ((low && !after_high) || (!low && after_high))
       fail(name, "the UTF-16LE text has an unpaired surrogate (" + position(i) + ")");
-    (void)high;
     t.units.push_back(u);
     t.at.push_back(i);
   }
@@ -276,12 +274,12 @@ Layout parse(ByteView file, Family family, std::string_view name) {
   if (s.ascii_without_bom && l.encoding == Encoding::utf8) {
     auto it = std::find_if(file.begin(), file.end(), [](std::uint8_t b) { return b >= 0x80; });
     if (it != file.end())
-      fail(name, "the script has non-ASCII text (" +
-                     position(static_cast<std::size_t>(it - file.begin())) +
-                     ") but no byte order mark: Windows reads such a " +
-                     std::string(s.extensions.substr(0, s.extensions.find(' '))) +
-                     " in the system's code page, so its signature would not verify everywhere. "
-                     "Save it as UTF-8 with a byte order mark (or UTF-16LE) and sign again");
+      fail(name,
+           "the script has non-ASCII text (" +
+               position(static_cast<std::size_t>(it - file.begin())) +
+               ") but no byte order mark: Windows reads such a script in the system's code page, "
+               "not as UTF-8, so its signature would not verify everywhere. "
+               "Save it as UTF-8 with a byte order mark (or UTF-16LE) and sign again");
   }
 
   const auto begins = find_lines(t, s.begin);
