@@ -4,6 +4,7 @@
 // append-signature and malformed scripts refused by name, the files left as they were.
 #include <catch2/catch.hpp>
 
+#include "emulator_process.hpp"
 #include "harness.hpp"
 
 using namespace it;
@@ -192,4 +193,34 @@ TEST_CASE("malformed and unsupported scripts are refused: exit 1, named, left as
     CHECK(read_file(d.path / name) == bytes);
   }
   CHECK(ossl_verify(d.path / "good.ps1").code == 0);
+}
+
+TEST_CASE("action mode through the emulator: scripts signed by the service and time-stamped",
+          "[integration][cloud][script]") {
+  TempDir d;
+  Emulator emu(d.path / "emu");
+  fs::create_directories(d.path / "bin");
+  write_file(d.path / "bin/a.ps1", utf16("Write-Host 'one'\r\n"));
+  write_file(d.path / "bin/b.mof", "class B {};\r\n");
+  write_file(d.path / "bin/c.vbs", "WScript.Echo 1\r\n");
+  write_file(d.path / "bin/d.js", utf8_bom("WScript.Echo(1);\n"));
+  auto r = sh(emu.action_env(d.path / "bin") + tsign_cmd() + " action");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(has(r.out, "4 signed, 0 failed"));
+  for (const char* n : {"bin/a.ps1", "bin/b.mof"}) {
+    INFO(n);
+    auto v = emu.verify(d.path / n);
+    INFO(v.out);
+    CHECK(v.code == 0);
+    CHECK(has(v.out, "Timestamp Server Signature verification: ok"));
+  }
+  auto t =
+      run_tsign("verify --ca " + quote(emu.var("TSIGN_EMULATOR_CODESIGN_ROOT")) + " --tsa-ca " +
+                quote(emu.var("TSIGN_EMULATOR_TSA_ROOT")) + " " + d.q("bin/a.ps1") + " " +
+                d.q("bin/b.mof") + " " + d.q("bin/c.vbs") + " " + d.q("bin/d.js"));
+  INFO(t.out);
+  CHECK(t.code == 0);
+  CHECK(count(t.out, "OK ") == 4);
+  CHECK(emu.count("tsa") == 4);
 }
