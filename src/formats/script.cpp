@@ -392,8 +392,8 @@ class ScriptFile final : public SignableFile {
   void check_can_nest(DigestAlg) override {
     fail(name_,
          "a script holds one signature, and Windows checks only that one: "
-         "append-signature cannot add another to it. Sign it with replace-signature (the "
-         "new signature replaces the old) instead");
+         "append-signature cannot add another to it. Sign it without append-signature: the "
+         "new signature then replaces the old one");
   }
 
   Bytes write_signed(ByteView pkcs7_der, SignedOutput& out, DigestAlg alg) override {

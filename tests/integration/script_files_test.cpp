@@ -151,6 +151,7 @@ TEST_CASE("re-signing a script replaces its block; append-signature is refused u
   CHECK(has(r.out, "0 signed, 2 failed"));
   CHECK(has(r.out, "a.ps1: a script holds one signature"));
   CHECK(has(r.out, "b.vbs: a script holds one signature"));
+  CHECK(has(r.out, "Sign it without append-signature: the new signature then replaces"));
   CHECK(read_file(d.path / "a.ps1") == before_ps);
   CHECK(read_file(d.path / "b.vbs") == before_vbs);
   CHECK(listing(d.path) == std::vector<std::string>{"a.ps1", "b.vbs"});
@@ -223,4 +224,15 @@ TEST_CASE("action mode through the emulator: scripts signed by the service and t
   CHECK(t.code == 0);
   CHECK(count(t.out, "OK ") == 4);
   CHECK(emu.count("tsa") == 4);
+
+  // append-signature: refused before a signature is requested, every script left as it was.
+  const int signs = emu.count("sign");
+  CHECK(signs == 4);
+  const std::string before = read_file(d.path / "bin/c.vbs");
+  r = sh(emu.action_env(d.path / "bin", "INPUT_APPEND_SIGNATURE=true") + tsign_cmd() + " action");
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(has(r.out, "0 signed, 4 failed"));
+  CHECK(emu.count("sign") == signs);
+  CHECK(read_file(d.path / "bin/c.vbs") == before);
 }
