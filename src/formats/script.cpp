@@ -17,14 +17,42 @@ namespace tsign::formats::script {
 
 namespace {
 
-// The text as UTF-16 code units (what both SIPs hash), with where each unit's character starts
-// in the file's bytes: the block is found in units and cut in bytes, so the body's bytes are
-// copied exactly as they are.
+// The text as UTF-16 code units (what both SIPs hash). The block is found in units and cut in
+// bytes, so that the body's bytes are copied exactly as they are: byte_of and unit_of map one to
+// the other (a scan for UTF-8; no table, so memory stays at the text's size).
 struct Text {
   std::u16string units;
-  std::vector<std::size_t> at;  // at[i]: byte offset of units[i]; at[size] = end of the bytes
-  std::size_t bom_units = 0;    // 1 if the text starts with a byte order mark
+  std::size_t bom_units = 0;  // 1 if the text starts with a byte order mark
+  ByteView bytes;
+  bool utf16 = false;
 };
+
+// The length of the (valid) UTF-8 sequence that starts with `lead`, and its UTF-16 units.
+std::size_t utf8_length(std::uint8_t lead) {
+  return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
+std::size_t byte_of(const Text& t, std::size_t unit) {
+  if (t.utf16) return unit * 2;
+  std::size_t b = 0;
+  for (std::size_t u = 0; u < unit && b < t.bytes.size();) {
+    const std::size_t n = utf8_length(t.bytes[b]);
+    b += n;
+    u += n == 4 ? 2 : 1;
+  }
+  return b;
+}
+
+std::size_t unit_of(const Text& t, std::size_t byte) {
+  if (t.utf16) return byte / 2;
+  std::size_t u = 0;
+  for (std::size_t b = 0; b < byte && b < t.bytes.size();) {
+    const std::size_t n = utf8_length(t.bytes[b]);
+    b += n;
+    u += n == 4 ? 2 : 1;
+  }
+  return u;
+}
 
 std::string position(std::size_t byte) {
   return "at byte " + std::to_string(byte);
@@ -33,8 +61,8 @@ std::string position(std::size_t byte) {
 // Decodes strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 Text decode_utf8(ByteView b, std::size_t from, std::string_view name) {
   Text t;
+  t.bytes = b;
   t.units.reserve(b.size());
-  t.at.reserve(b.size() + 1);
   for (std::size_t i = from; i < b.size();) {
     const std::uint8_t c = b[i];
     std::uint32_t cp = 0;
@@ -67,16 +95,12 @@ Text decode_utf8(ByteView b, std::size_t from, std::string_view name) {
                      "): not a script in UTF-8 (a UTF-16 file without its byte order mark?)");
     if (cp >= 0x10000) {
       t.units.push_back(static_cast<char16_t>(0xD800 + ((cp - 0x10000) >> 10)));
-      t.at.push_back(i);
       t.units.push_back(static_cast<char16_t>(0xDC00 + ((cp - 0x10000) & 0x3FF)));
-      t.at.push_back(i);
     } else {
       t.units.push_back(static_cast<char16_t>(cp));
-      t.at.push_back(i);
     }
     i += n;
   }
-  t.at.push_back(b.size());
   return t;
 }
 
@@ -84,8 +108,9 @@ Text decode_utf16le(ByteView b, std::string_view name) {
   if (b.size() % 2 != 0)
     fail(name, "the file starts with a UTF-16LE byte order mark but has an odd number of bytes");
   Text t;
+  t.bytes = b;
+  t.utf16 = true;
   t.units.reserve(b.size() / 2);
-  t.at.reserve(b.size() / 2 + 1);
   for (std::size_t i = 0; i < b.size(); i += 2) {
     const auto u = static_cast<char16_t>(b[i] | (b[i + 1] << 8));
     if (u == 0) fail(name, "the text holds a NUL character (" + position(i) + ")");
@@ -95,11 +120,9 @@ Text decode_utf16le(ByteView b, std::string_view name) {
     if ((low && !after_high) || (!low && after_high))
       fail(name, "the UTF-16LE text has an unpaired surrogate (" + position(i) + ")");
     t.units.push_back(u);
-    t.at.push_back(i);
   }
   if (!t.units.empty() && t.units.back() >= 0xD800 && t.units.back() <= 0xDBFF)
     fail(name, "the UTF-16LE text ends with an unpaired surrogate");
-  t.at.push_back(b.size());
   t.bom_units = 1;
   return t;
 }
@@ -177,7 +200,7 @@ Bytes read_block(const Text& t, const Style& s, std::size_t begin, std::size_t e
   while (i < end_line) {
     if (!matches(t, i, s.open))
       fail(name, "a line of the signature block does not start with '" + std::string(s.open) +
-                     "' (" + position(t.at[i]) +
+                     "' (" + position(byte_of(t, i)) +
                      "); the block is damaged: remove it and sign "
                      "again");
     i += s.open.size();
@@ -186,7 +209,7 @@ Bytes read_block(const Text& t, const Style& s, std::size_t begin, std::size_t e
       b64.push_back(static_cast<char>(t.units[i++]));
     if (i == from || !matches(t, i, s.close) || !matches(t, i + s.close.size(), "\r\n"))
       fail(name, "a line of the signature block holds something other than base64 (" +
-                     position(t.at[i]) + "); the block is damaged: remove it and sign again");
+                     position(byte_of(t, i)) + "); the block is damaged: remove it and sign again");
     i += s.close.size() + 2;
   }
   if (i != end_line) fail(name, "the signature block's End line does not start a line");
@@ -243,19 +266,19 @@ Bytes block_bytes(const Style& s, ByteView pkcs7_der, Encoding e) {
   return out;
 }
 
+// Hashes units [from, to) as UTF-16LE, a chunk at a time.
 void hash_units(Hasher& h, const std::u16string& units, std::size_t from, std::size_t to) {
+  constexpr std::size_t kChunk = 32768;
   Bytes le;
-  le.reserve((to - from) * 2);
-  for (std::size_t i = from; i < to; ++i) {
-    le.push_back(static_cast<std::uint8_t>(units[i]));
-    le.push_back(static_cast<std::uint8_t>(units[i] >> 8));
+  le.reserve(2 * std::min(kChunk, to - std::min(from, to)));
+  for (std::size_t at = from; at < to; at += kChunk) {
+    le.clear();
+    for (std::size_t i = at; i < std::min(to, at + kChunk); ++i) {
+      le.push_back(static_cast<std::uint8_t>(units[i]));
+      le.push_back(static_cast<std::uint8_t>(units[i] >> 8));
+    }
+    h.update(le);
   }
-  h.update(le);
-}
-
-// Where a byte offset of the block falls in units (the block's edges are ASCII, so on a unit).
-std::size_t unit_of(const Text& t, std::size_t byte) {
-  return static_cast<std::size_t>(std::lower_bound(t.at.begin(), t.at.end(), byte) - t.at.begin());
 }
 
 }  // namespace
@@ -321,8 +344,8 @@ Layout parse(ByteView file, Family family, std::string_view name) {
   // What would be hashed: the text without the BOM and the block.
   if (begin_unit - t.bom_units + (t.units.size() - end_unit) == 0)
     fail(name, "the script is empty: there is no text to sign");
-  l.block_begin = t.at[begin_unit];
-  l.block_end = t.at[end_unit];
+  l.block_begin = byte_of(t, begin_unit);
+  l.block_end = byte_of(t, end_unit);
   l.file_sha256 = hash(DigestAlg::sha256, file);
   return l;
 }
