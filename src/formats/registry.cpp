@@ -11,6 +11,7 @@
 #include "formats/format.hpp"
 #include "formats/msi.hpp"
 #include "formats/pe.hpp"
+#include "formats/script.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::formats {
@@ -32,6 +33,18 @@ constexpr std::array kFormats{
     Format{"CAB", &cab::detect, {}, &cab::open},
     Format{"MSI", &msi::detect, {}, &msi::open},
     Format{"CAT", &cat::detect, {}, &cat::open},
+    Format{"PowerShell", nullptr, script::style(script::Family::powershell).extensions,
+           &script::open<script::Family::powershell>},
+    Format{"PowerShell XML", nullptr, script::style(script::Family::powershell_xml).extensions,
+           &script::open<script::Family::powershell_xml>},
+    Format{"MOF", nullptr, script::style(script::Family::mof).extensions,
+           &script::open<script::Family::mof>},
+    Format{"JScript", nullptr, script::style(script::Family::js).extensions,
+           &script::open<script::Family::js>},
+    Format{"VBScript", nullptr, script::style(script::Family::vbs).extensions,
+           &script::open<script::Family::vbs>},
+    Format{"WSF", nullptr, script::style(script::Family::wsf).extensions,
+           &script::open<script::Family::wsf>},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -41,11 +54,6 @@ struct NotYet {
   std::string_view kind;
 };
 constexpr std::array kNotYet{
-    NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
-    NotYet{".mof", "a MOF file"},
-    NotYet{".js", "a JScript file"},
-    NotYet{".vbs", "a VBScript file"},
-    NotYet{".wsf", "a Windows Script File"},
     NotYet{".appx .msix .appxbundle .msixbundle", "a Windows app package"},
 };
 

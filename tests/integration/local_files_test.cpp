@@ -197,11 +197,11 @@ TEST_CASE(
     "[integration][local][action]") {
   TempDir d;
   d.copy("pe64.exe", "out/good.exe");
-  write_file(d.path / "out/install.ps1", "Write-Host 'hi'\r\n");
+  write_file(d.path / "out/setup.appx", "PK not really a package either");
   fs::create_directories(d.path / "out/tools");
   write_file(d.path / "out/tools/app.msix", "PK not really a package");
   write_file(d.path / "out/readme.txt", "nobody signs text");
-  const auto script_before = read_file(d.path / "out/install.ps1");
+  const auto appx_before = read_file(d.path / "out/setup.appx");
   auto r =
       sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
          " INPUT_TIMESTAMP_RFC3161=none GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
@@ -209,16 +209,17 @@ TEST_CASE(
   INFO(r.out);
   CHECK(r.code == 0);
   CHECK(r.out.find("1 signed, 0 failed, 2 skipped") != std::string::npos);
-  CHECK(r.out.find("install.ps1: skipped: a PowerShell script, a format tsign does not sign yet") !=
-        std::string::npos);
+  CHECK(
+      r.out.find("setup.appx: skipped: a Windows app package, a format tsign does not sign yet") !=
+      std::string::npos);
   CHECK(r.out.find("app.msix: skipped: a Windows app package") != std::string::npos);
   CHECK(r.out.find("readme.txt") == std::string::npos);
-  CHECK(read_file(d.path / "out/install.ps1") == script_before);
+  CHECK(read_file(d.path / "out/setup.appx") == appx_before);
   CHECK(ossl_verify(d.path / "out/good.exe").code == 0);
   auto summary = read_file(d.path / "summary.md");
   INFO(summary);
   CHECK(summary.find("### Skipped") != std::string::npos);
-  CHECK(summary.find("install.ps1`: a PowerShell script") != std::string::npos);
+  CHECK(summary.find("setup.appx`: a Windows app package") != std::string::npos);
   CHECK(read_file(d.path / "outputs.txt").find("skipped-count=2") != std::string::npos);
 }
 
