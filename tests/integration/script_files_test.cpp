@@ -78,8 +78,8 @@ TEST_CASE("sign every script family with a local key: osslsigncode and tsign ver
       write_file(d.path / s.name, s.bytes);
       args += " " + d.q(s.name);
     }
-    auto r =
-        run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest " + digest + args);
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest +
+                       args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(has(r.out, "10 signed, 0 failed"));
@@ -113,18 +113,18 @@ TEST_CASE("sign every script family with a local key: osslsigncode and tsign ver
   }
 }
 
-TEST_CASE("re-signing a script replaces its block; append-signature is refused untouched",
+TEST_CASE("re-signing a script replaces its block, and append-signature is refused untouched",
           "[integration][local][script]") {
   TempDir d;
   write_file(d.path / "a.ps1", "Write-Host one\r\n");
   write_file(d.path / "b.vbs", "WScript.Echo 1\r\n");
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + d.q("a.ps1") + " " +
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + d.q("a.ps1") + " " +
                      d.q("b.vbs"));
   REQUIRE(r.code == 0);
   const std::string first_ps = read_file(d.path / "a.ps1");
   const std::string first_vbs = read_file(d.path / "b.vbs");
 
-  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --file-digest SHA512 " +
+  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest SHA512 " +
                 d.q("a.ps1") + " " + d.q("b.vbs"));
   INFO(r.out);
   REQUIRE(r.code == 0);
@@ -144,8 +144,8 @@ TEST_CASE("re-signing a script replaces its block; append-signature is refused u
 
   const std::string before_ps = read_file(d.path / "a.ps1");
   const std::string before_vbs = read_file(d.path / "b.vbs");
-  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --append-signature " + d.q("a.ps1") +
-                " " + d.q("b.vbs"));
+  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --append-signature " +
+                d.q("a.ps1") + " " + d.q("b.vbs"));
   INFO(r.out);
   CHECK(r.code == 1);
   CHECK(has(r.out, "0 signed, 2 failed"));
@@ -177,8 +177,8 @@ TEST_CASE("malformed and unsupported scripts are refused: exit 1, named, left as
     args += " " + d.q(name);
   }
   write_file(d.path / "good.ps1", "Write-Host ok\r\n");
-  auto r =
-      run_tsign("sign " + local_key() + " --timestamp-rfc3161= " + args + " " + d.q("good.ps1"));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + args + " " +
+                     d.q("good.ps1"));
   INFO(r.out);
   CHECK(r.code == 1);
   CHECK(has(r.out, "1 signed, 7 failed"));
