@@ -1,4 +1,4 @@
-// The selection rules of engine/select.cpp in-process (README "Symbolic links", interface.md
+// The selection rules of engine/select.cpp in-process (docs/usage.md "Symbolic links", interface.md
 // files-folder-*), where tests/integration does not already hold them through the binary:
 // filter entries, depth without and with recursion, formats chosen by content, one entry per
 // file however it is named, hard links, catalog lines, tsign's own temporaries, and the messages
