@@ -29,6 +29,9 @@ struct SignedContent {
   Bytes spc_value;       // DER of its value (empty: absent)
   std::string own_type;  // dotted OID of the file's own content type (catalogs only)
   Bytes own_der;         // DER of that content, [0] EXPLICIT's inner SEQUENCE
+  // The messageDigest holds what digest(alg) returns even though it is not one hash of `alg`'s
+  // size: an app package's tagged blob of hashes ("APPX" "AXPC" …, formats/appx.hpp).
+  bool digest_is_blob = false;
   bool is_own() const { return !own_type.empty(); }
 };
 
@@ -72,6 +75,11 @@ class SignableFile {
   // leaf). An app package's Publisher must equal the certificate's subject; the engine calls this
   // before the signed copy is written. Most formats accept any code-signing certificate.
   virtual void check_signing_certificate(ByteView leaf_der) const { (void)leaf_der; }
+
+  // True if check_signing_certificate needs the certificate before any signature is requested
+  // (an app package: the engine fetches the chain first, which is free, rather than spend a
+  // signature on a package Windows would refuse).
+  virtual bool needs_signing_certificate() const { return false; }
 
   // Writes the whole file with `pkcs7_der` (a DER ContentInfo) as its only signature, replacing
   // any existing one, to `out` (streamed). The caller makes `out` replace the file atomically.

@@ -6,6 +6,7 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
+#include "formats/appx.hpp"
 #include "formats/cab.hpp"
 #include "formats/cat.hpp"
 #include "formats/format.hpp"
@@ -32,6 +33,9 @@ constexpr std::array kFormats{
     Format{"CAB", &cab::detect, {}, &cab::open},
     Format{"MSI", &msi::detect, {}, &msi::open},
     Format{"CAT", &cat::detect, {}, &cat::open},
+    // A zip naming AppxManifest.xml or AppxBundleManifest.xml (.appx .msix .appxbundle
+    // .msixbundle).
+    Format{"APPX/MSIX", &appx::detect, {}, &appx::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -46,7 +50,6 @@ constexpr std::array kNotYet{
     NotYet{".js", "a JScript file"},
     NotYet{".vbs", "a VBScript file"},
     NotYet{".wsf", "a Windows Script File"},
-    NotYet{".appx .msix .appxbundle .msixbundle", "a Windows app package"},
 };
 
 // True if the lower-cased extension of `path` (".ps1") is one of `list`'s words.
