@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <map>
 
 #include <openssl/err.h>
@@ -226,7 +227,7 @@ std::string block_map_name(std::string_view zip_name) {
   std::string out;
   for (std::size_t i = 0; i < zip_name.size(); ++i) {
     const char c = zip_name[i];
-    if (c == '%' && i + 2 < zip_name.size() + 0 &&
+    if (c == '%' && i + 2 < zip_name.size() &&
         std::isxdigit(static_cast<unsigned char>(zip_name[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(zip_name[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string(zip_name.substr(i + 1, 2)), nullptr, 16));
@@ -555,10 +556,10 @@ Bytes read_signature(Source& src, const zip::Entry& e, std::string_view name) {
   return Bytes(p7x.begin() + 4, p7x.end());
 }
 
-// The entry the rewritten [Content_Types].xml gets: deflated, no data descriptor, no extra field.
+// The entry the rewritten [Content_Types].xml gets: its flags (a data descriptor stays one, as
+// signing tools keep it), deflated (even if it was stored), no extra field.
 zip::Entry new_content_types_entry(const zip::Entry& old, ByteView content, ByteView deflated) {
   zip::Entry e = old;
-  e.flags = static_cast<std::uint16_t>(old.flags & ~zip::kDescriptorFlag);
   e.method = zip::kDeflated;
   e.crc = zip::crc32(content);
   e.uncompressed_size = content.size();
@@ -602,6 +603,7 @@ Bytes pass(Source& src, const Layout& l, DigestAlg alg, std::string_view name, c
       const zip::Entry ne = new_content_types_entry(e, l.new_content_types, deflated_ct);
       emit(zip::local_header(ne), true);
       emit(deflated_ct, true);
+      if (ne.flags & zip::kDescriptorFlag) emit(zip::data_descriptor(ne, a.zip64), true);
       const Bytes rec = zip::central_record(ne, at);
       cd.insert(cd.end(), rec.begin(), rec.end());
     } else {

@@ -473,12 +473,27 @@ Bytes local_header(const Entry& e) {
   w.u16(e.method);
   w.u16(e.mod_time);
   w.u16(e.mod_date);
-  w.u32(e.crc);
-  w.u32(e.compressed_size);
-  w.u32(e.uncompressed_size);
+  const bool descriptor = e.flags & kDescriptorFlag;
+  w.u32(descriptor ? 0 : e.crc);
+  w.u32(descriptor ? 0 : e.compressed_size);
+  w.u32(descriptor ? 0 : e.uncompressed_size);
   w.u16(e.name.size());
   w.u16(0);
   w.text(e.name);
+  return std::move(w.b);
+}
+
+Bytes data_descriptor(const Entry& e, bool wide) {
+  Writer w;
+  w.u32(kDescriptorSig);
+  w.u32(e.crc);
+  if (wide) {
+    w.u64(e.compressed_size);
+    w.u64(e.uncompressed_size);
+  } else {
+    w.u32(e.compressed_size);
+    w.u32(e.uncompressed_size);
+  }
   return std::move(w.b);
 }
 

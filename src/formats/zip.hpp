@@ -91,8 +91,13 @@ Bytes central_record(const Entry& e, std::uint64_t offset);
 Bytes end_records(const Archive& a, std::uint64_t count, std::uint64_t cd_offset,
                   std::uint64_t cd_size);
 
-// A local file header without data descriptor or extra field, for an entry written anew.
+// A local file header without extra field, for an entry written anew: with `e`'s CRC and sizes,
+// or zeros when `e` has the data-descriptor flag.
 Bytes local_header(const Entry& e);
+
+// The data descriptor of an entry written anew with the flag: with its signature, and 8-byte
+// sizes when `wide` (a ZIP64 archive), as packaging tools write it.
+Bytes data_descriptor(const Entry& e, bool wide);
 
 // Raw deflate (no zlib header), as entries store it; and CRC-32.
 Bytes deflate(ByteView data);

@@ -8,7 +8,8 @@ tests need (ZIP64 end records, data descriptors, stored or deflated entries, and
 maps) is exactly what is asked for.
 
     make_appx.py OUT [--bundle] [--publisher DN] [--hash sha256|sha384|sha512] [--zip64]
-                     [--descriptors | --descriptors-nosig] [--stored] [--big]
+                     [--descriptors | --descriptors-nosig] [--stored] [--stored-content-types]
+                     [--big]
                      [--code-integrity] [--bad-block-map] [--missing-file] [--unlisted-file]
                      [--bad-lfh-size]
 """
@@ -92,7 +93,8 @@ def write_zip(path, entries, args):
     central = bytearray()
     descriptors = args.descriptors or args.descriptors_nosig
     for name, data in entries:
-        stored = args.stored or name.endswith(".png")
+        stored = name.endswith(".png") or (
+            args.stored_content_types if name == "[Content_Types].xml" else args.stored)
         body = data if stored else deflate(data)
         method = 0 if stored else 8
         crc = zlib.crc32(data)
@@ -142,7 +144,8 @@ def main():
     p.add_argument("--zip64", action="store_true")
     p.add_argument("--descriptors", action="store_true")
     p.add_argument("--descriptors-nosig", action="store_true")
-    p.add_argument("--stored", action="store_true")
+    p.add_argument("--stored", action="store_true", help="every entry but the content types")
+    p.add_argument("--stored-content-types", action="store_true")
     p.add_argument("--big", action="store_true", help="a 200 KiB payload (several blocks)")
     p.add_argument("--code-integrity", action="store_true")
     p.add_argument("--bad-block-map", action="store_true", help="a payload changed after")
