@@ -35,7 +35,7 @@ constexpr std::array kFormats{
     Format{"CAT", &cat::detect, {}, &cat::open},
     // A zip naming AppxManifest.xml or AppxBundleManifest.xml (.appx .msix .appxbundle
     // .msixbundle).
-    Format{"APPX/MSIX", &appx::detect, {}, &appx::open},
+    Format{"APPX", &appx::detect, {}, &appx::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists

@@ -31,7 +31,8 @@ TEST_CASE("the registry refuses what no format recognises", "[registry]") {
   } catch (const tsign::FileError& e) {
     message = e.what();
   }
-  CHECK(message == text.string() + ": not a supported file format (tsign signs PE/CAB/MSI/CAT)");
+  CHECK(message ==
+        text.string() + ": not a supported file format (tsign signs PE/CAB/MSI/CAT/APPX)");
   CHECK_THROWS_AS(tsign::formats::open(tmp / "missing.exe"), tsign::FileError);
 }
 
@@ -63,5 +64,5 @@ TEST_CASE("the registry names what signtool signs and tsign does not yet", "[reg
   }
   CHECK(message == script.string() +
                        ": not a supported file format: a PowerShell script, which tsign does not "
-                       "sign yet (tsign signs PE/CAB/MSI/CAT)");
+                       "sign yet (tsign signs PE/CAB/MSI/CAT/APPX)");
 }
