@@ -765,6 +765,9 @@ Layout parse(Source& src, std::string_view name) {
   l.content_types = *ct;
   l.block_map = *bm;
   l.code_integrity = index_of(kCodeIntegrityPart);
+  // Not in the block map, but hashed into the signature: its data must be sound now, not only
+  // when the digest is computed.
+  if (l.code_integrity) zip::read_entry(src, es[*l.code_integrity], name, [](ByteView) {});
   l.signature = index_of(kSignaturePart);
   if (l.signature && *l.signature + 1 != es.size())
     fail(name, std::string(kSignaturePart) +
