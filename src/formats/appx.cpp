@@ -690,6 +690,19 @@ class AppxFile final : public SignableFile {
     return layout_.pkcs7_der;
   }
 
+  void check_can_embed(std::uint64_t max_signature_bytes) const override {
+    // Without ZIP64 records every offset is 32-bit; the signature's part (deflate adds at most
+    // 5 bytes in 16 KiB), its headers and the longer content types must still fit.
+    const std::uint64_t grows =
+        max_signature_bytes + max_signature_bytes / 1000 + 4096 + layout_.new_content_types.size();
+    if (!layout_.archive.zip64 && layout_.archive.file_size + grows >= kFourGiB32)
+      fail(name_, "the package is " + std::to_string(layout_.archive.file_size) +
+                      " bytes without ZIP64 records: with a signature (up to " +
+                      std::to_string(max_signature_bytes) +
+                      " bytes) it would pass 4 GiB; build it again with MakeAppx, which writes "
+                      "ZIP64 records; nothing was requested for it");
+  }
+
   void check_can_nest(DigestAlg) override {
     fail(name_,
          "an app package holds one signature, so append-signature cannot add another "

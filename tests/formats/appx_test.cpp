@@ -218,6 +218,17 @@ TEST_CASE("a package must be signed with its block map's algorithm; append-signa
                     Catch::Contains("p.appx") && Catch::Contains("one signature"));
 }
 
+TEST_CASE("a package without ZIP64 records that a signature would take past 4 GiB is refused",
+          "[appx]") {
+  tsign::test::TempDir tmp("appx-embed");
+  auto small = tsign::formats::open(make_appx(tmp / "p.appx", ""));
+  CHECK_NOTHROW(small->check_can_embed(64 * 1024));
+  CHECK_THROWS_WITH(small->check_can_embed(0xFFFF0000),
+                    Catch::Contains("p.appx") && Catch::Contains("ZIP64"));
+  auto z64 = tsign::formats::open(make_appx(tmp / "z.appx", "--zip64"));
+  CHECK_NOTHROW(z64->check_can_embed(0xFFFF0000));
+}
+
 TEST_CASE("hostile packages are refused naming the file, the entry and the reason", "[appx]") {
   tsign::test::TempDir tmp("appx-hostile");
   SECTION("block maps that do not match the package") {

@@ -9,13 +9,14 @@ maps) is exactly what is asked for.
 
     make_appx.py OUT [--bundle] [--publisher DN] [--hash sha256|sha384|sha512] [--zip64]
                      [--descriptors | --descriptors-nosig] [--stored] [--stored-content-types]
-                     [--big]
+                     [--big] [--payload-mib N]
                      [--code-integrity] [--bad-block-map] [--missing-file] [--unlisted-file]
                      [--bad-lfh-size]
 """
 import argparse
 import base64
 import hashlib
+import random
 import struct
 import zlib
 
@@ -147,6 +148,8 @@ def main():
     p.add_argument("--stored", action="store_true", help="every entry but the content types")
     p.add_argument("--stored-content-types", action="store_true")
     p.add_argument("--big", action="store_true", help="a 200 KiB payload (several blocks)")
+    p.add_argument("--payload-mib", type=int, default=0,
+                   help="add a payload of this many MiB (half random, half zeros), for benchmarks")
     p.add_argument("--code-integrity", action="store_true")
     p.add_argument("--bad-block-map", action="store_true", help="a payload changed after")
     p.add_argument("--missing-file", action="store_true", help="block map names a ghost")
@@ -161,6 +164,9 @@ def main():
                    ("Assets/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)]
     if args.big:
         payload.append(("data/big.dat", bytes((i * 7 + i // 251) & 0xFF for i in range(200 * 1024))))
+    if args.payload_mib:
+        half = args.payload_mib * 1024 * 1024 // 2
+        payload.append(("data/payload.bin", random.Random(11).randbytes(half) + bytes(half)))
     man_name = "AppxMetadata/AppxBundleManifest.xml" if args.bundle else "AppxManifest.xml"
     files = payload + [(man_name, manifest(args.publisher, args.bundle))]
     listed = list(files)
