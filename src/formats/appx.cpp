@@ -301,13 +301,18 @@ DigestAlg check_block_map(Source& src, const zip::Archive& a, const zip::Entry& 
   if (!bad.empty()) fail(name, std::string(kBlockMapPart) + ": " + bad);
   if (!alg) fail(name, std::string(kBlockMapPart) + " has no HashMethod");
 
+  // Part names are case-insensitive (Open Packaging Conventions): two zip items that name one
+  // part would let one of them escape the block map's check.
   std::map<std::string, const zip::Entry*> by_name;
-  for (const auto& e : a.entries) by_name.emplace(block_map_name(e.name), &e);
+  for (const auto& e : a.entries)
+    if (!by_name.emplace(ascii_lower(block_map_name(e.name)), &e).second)
+      fail(name, "two zip items name the part \"" + block_map_name(e.name) +
+                     "\" (names differ only in case or percent-encoding)");
   std::map<std::string, bool> listed;
   for (const auto& f : files) {
     const std::string where = std::string(kBlockMapPart) + " lists \"" + f.name + "\"";
-    if (!listed.emplace(f.name, true).second) fail(name, where + " twice");
-    auto it = by_name.find(f.name);
+    if (!listed.emplace(ascii_lower(f.name), true).second) fail(name, where + " twice");
+    auto it = by_name.find(ascii_lower(f.name));
     if (it == by_name.end())
       fail(name, where +
                      ", which is not in the package; the package was changed after it was "
@@ -353,7 +358,7 @@ DigestAlg check_block_map(Source& src, const zip::Archive& a, const zip::Entry& 
     if (e.name == kBlockMapPart || e.name == kContentTypesPart || e.name == kSignaturePart ||
         e.name == kCodeIntegrityPart)
       continue;
-    if (!listed.count(block_map_name(e.name)))
+    if (!listed.count(ascii_lower(block_map_name(e.name))))
       fail(name, "\"" + e.name + "\" is in the package but not in " + std::string(kBlockMapPart) +
                      "; the package was changed after it was built: build it again with MakeAppx");
   }

@@ -241,6 +241,7 @@ TEST_CASE("hostile packages are refused naming the file, the entry and the reaso
         {"--unlisted-file", "\"extra.txt\" is in the package but not in AppxBlockMap.xml"},
         {"--bad-lfh-size", "lists \"app.exe\" with Size"},
         {"--big --bad-block-map", "does not match AppxBlockMap.xml"},
+        {"--twin", "two zip items name the part \"app.exe\""},
     };
     for (const auto& c : cases) {
       INFO(c.args);

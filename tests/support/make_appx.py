@@ -11,7 +11,7 @@ maps) is exactly what is asked for.
                      [--descriptors | --descriptors-nosig] [--stored] [--stored-content-types]
                      [--big] [--payload-mib N]
                      [--code-integrity] [--bad-block-map] [--missing-file] [--unlisted-file]
-                     [--bad-lfh-size]
+                     [--bad-lfh-size] [--twin]
 """
 import argparse
 import base64
@@ -155,6 +155,8 @@ def main():
     p.add_argument("--missing-file", action="store_true", help="block map names a ghost")
     p.add_argument("--unlisted-file", action="store_true", help="a file not in the block map")
     p.add_argument("--bad-lfh-size", action="store_true")
+    p.add_argument("--twin", action="store_true",
+                   help="app%%2Eexe beside app.exe: another item naming the same part")
     args = p.parse_args()
 
     if args.bundle:
@@ -180,6 +182,8 @@ def main():
         name, data = files[0]
         files[0] = (name, data[:-1] + bytes([data[-1] ^ 1]))
     entries = list(files)
+    if args.twin:
+        entries.append(("app%2Eexe", b"MZ another program under the same part name"))
     if args.unlisted_file:
         entries.append(("extra.txt", b"smuggled in after the block map was made"))
     if args.code_integrity:
