@@ -6,7 +6,9 @@
 
 #include <functional>
 
+#include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
 #include "common/error.hpp"
@@ -91,6 +93,18 @@ void add(X509_NAME* n, const char* field, const char* value, int set = 0) {
   REQUIRE(X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
                                      reinterpret_cast<const unsigned char*>(value), -1, -1,
                                      set) == 1);
+}
+
+// An empty PKCS#7 SignedData: a signature part that parses, for tests that check the layout.
+Bytes minimal_pkcs7() {
+  tsign::PKCS7Ptr p7(PKCS7_new());
+  REQUIRE(PKCS7_set_type(p7.get(), NID_pkcs7_signed) == 1);
+  REQUIRE(PKCS7_content_new(p7.get(), NID_pkcs7_data) == 1);
+  unsigned char* p = nullptr;
+  const int n = i2d_PKCS7(p7.get(), &p);
+  Bytes der(p, p + n);
+  OPENSSL_free(p);
+  return der;
 }
 
 std::string publisher_error(const std::string& publisher, const Bytes& cert) {
@@ -206,6 +220,25 @@ TEST_CASE("a package tsign writes is verified by osslsigncode, and re-signing re
     CHECK(again->write_signed(der, out2, v.alg) == f->digest(v.alg));
     CHECK(out2.bytes == out.bytes);
   }
+}
+
+TEST_CASE("data descriptors without their signature are read and kept as they are", "[appx]") {
+  // osslsigncode cannot read these (it expects the signature), so tsign is its own judge here:
+  // the written package parses again with the same digest and the descriptors unchanged.
+  tsign::test::TempDir tmp("appx-nosig");
+  const auto in = make_appx(tmp / "p.appx", "--descriptors-nosig --big");
+  const Bytes original = read_all(in);
+  auto f = tsign::formats::open(in);
+  const Bytes digest = f->digest(DigestAlg::sha256);
+  MemoryOutput out;
+  CHECK(f->write_signed(minimal_pkcs7(), out) == digest);
+  tsign::formats::MemorySource src(out.bytes, "out.appx");
+  const appx::Layout l = appx::parse(src, "out.appx");
+  CHECK(appx::package_digest(src, l, DigestAlg::sha256, "out.appx") == digest);
+  // Every record before [Content_Types].xml (rewritten with its Override) is copied unchanged.
+  const std::size_t ct = l.archive.entries[l.content_types].local_offset;
+  CHECK(std::equal(original.begin(), original.begin() + static_cast<std::ptrdiff_t>(ct),
+                   out.bytes.begin()));
 }
 
 TEST_CASE("a package must be signed with its block map's algorithm; append-signature is refused",
