@@ -647,10 +647,10 @@ Bytes pass(Source& src, const Layout& l, DigestAlg alg, std::string_view name, c
     zip::Entry s;
     s.name = std::string(kSignaturePart);
     s.creator_version = 0x2D;
-    s.needed_version = 0x14;
+    s.needed_version = s.local_version = 0x14;
     s.method = zip::kDeflated;
-    s.mod_time = ct_entry->mod_time;
-    s.mod_date = ct_entry->mod_date;
+    s.mod_time = s.local_time = ct_entry->mod_time;
+    s.mod_date = s.local_date = ct_entry->mod_date;
     s.crc = zip::crc32(*p7x);
     s.uncompressed_size = p7x->size();
     const Bytes data = zip::deflate(*p7x);

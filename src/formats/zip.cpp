@@ -130,6 +130,9 @@ void parse_local(Source& src, Entry& e, std::uint64_t next, bool zip64, std::str
   if (le32(h.data()) != kLocalSig)
     fail(name, quoted(e.name) + ": no local file header at " + hex(e.local_offset) +
                    " (the central directory lies)");
+  e.local_version = le16(h.data() + 4);
+  e.local_time = le16(h.data() + 10);
+  e.local_date = le16(h.data() + 12);
   const std::uint16_t flags = le16(h.data() + 6), method = le16(h.data() + 8);
   const std::uint32_t crc = le32(h.data() + 14);
   std::uint64_t csize = le32(h.data() + 18), usize = le32(h.data() + 22);
@@ -468,11 +471,11 @@ Bytes end_records(const Archive& a, std::uint64_t count, std::uint64_t cd_offset
 Bytes local_header(const Entry& e) {
   Writer w;
   w.u32(kLocalSig);
-  w.u16(e.needed_version);
+  w.u16(e.local_version);
   w.u16(e.flags);
   w.u16(e.method);
-  w.u16(e.mod_time);
-  w.u16(e.mod_date);
+  w.u16(e.local_time);
+  w.u16(e.local_date);
   const bool descriptor = e.flags & kDescriptorFlag;
   w.u32(descriptor ? 0 : e.crc);
   w.u32(descriptor ? 0 : e.compressed_size);

@@ -44,7 +44,9 @@ struct Entry {
   Bytes comment;
   // Which fields the ZIP64 extended-information extra field of the central record holds.
   bool z64_usize = false, z64_csize = false, z64_offset = false, z64_disk = false;
-  // From the local record.
+  // From the local record: its own version and time fields (local_header() writes these, which
+  // need not equal the central record's), where it ends.
+  std::uint16_t local_version = 0, local_time = 0, local_date = 0;
   std::uint64_t local_header_size = 0;  // 30 + name + extra: the block map's LfhSize
   std::uint64_t data_offset = 0;        // where the (compressed) data starts
   std::uint64_t record_end = 0;         // after the data and its data descriptor, if any
@@ -91,8 +93,8 @@ Bytes central_record(const Entry& e, std::uint64_t offset);
 Bytes end_records(const Archive& a, std::uint64_t count, std::uint64_t cd_offset,
                   std::uint64_t cd_size);
 
-// A local file header without extra field, for an entry written anew: with `e`'s CRC and sizes,
-// or zeros when `e` has the data-descriptor flag.
+// A local file header without extra field, for an entry written anew: `e`'s local version and
+// time, flags and method, and its CRC and sizes, or zeros when it has the data-descriptor flag.
 Bytes local_header(const Entry& e);
 
 // The data descriptor of an entry written anew with the flag: with its signature, and 8-byte

@@ -146,6 +146,7 @@ const Variant kVariants[] = {
     {"", DigestAlg::sha256, false},
     {"--stored --descriptors", DigestAlg::sha256, false},
     {"--stored", DigestAlg::sha256, false},
+    {"--mixed-headers", DigestAlg::sha256, false},
     {"--zip64 --descriptors --big", DigestAlg::sha256, false},
     {"--descriptors", DigestAlg::sha256, false},
     {"--bundle", DigestAlg::sha256, false},

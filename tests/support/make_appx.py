@@ -11,7 +11,7 @@ maps) is exactly what is asked for.
                      [--descriptors | --descriptors-nosig] [--stored] [--stored-content-types]
                      [--big] [--payload-mib N]
                      [--code-integrity] [--bad-block-map] [--missing-file] [--unlisted-file]
-                     [--bad-lfh-size] [--twin]
+                     [--bad-lfh-size] [--twin] [--mixed-headers]
 """
 import argparse
 import base64
@@ -93,6 +93,9 @@ def write_zip(path, entries, args):
     out = bytearray()
     central = bytearray()
     descriptors = args.descriptors or args.descriptors_nosig
+    # Local headers may say another version and time than the central records do.
+    local_version = 45 if args.mixed_headers else 20
+    local_time = DOS_TIME + 1 if args.mixed_headers else DOS_TIME
     for name, data in entries:
         stored = name.endswith(".png") or (
             args.stored_content_types if name == "[Content_Types].xml" else args.stored)
@@ -103,11 +106,11 @@ def write_zip(path, entries, args):
         offset = len(out)
         raw_name = name.encode()
         if descriptors:
-            out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, DOS_TIME, DOS_DATE,
-                               0, 0, 0, len(raw_name), 0)
+            out += struct.pack("<IHHHHHIIIHH", 0x04034B50, local_version, flags, method,
+                               local_time, DOS_DATE, 0, 0, 0, len(raw_name), 0)
         else:
-            out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, DOS_TIME, DOS_DATE,
-                               crc, len(body), len(data), len(raw_name), 0)
+            out += struct.pack("<IHHHHHIIIHH", 0x04034B50, local_version, flags, method,
+                               local_time, DOS_DATE, crc, len(body), len(data), len(raw_name), 0)
         out += raw_name + body
         if descriptors:
             if not args.descriptors_nosig:
@@ -155,6 +158,8 @@ def main():
     p.add_argument("--missing-file", action="store_true", help="block map names a ghost")
     p.add_argument("--unlisted-file", action="store_true", help="a file not in the block map")
     p.add_argument("--bad-lfh-size", action="store_true")
+    p.add_argument("--mixed-headers", action="store_true",
+                   help="local headers with another version and time than the central records")
     p.add_argument("--twin", action="store_true",
                    help="app%%2Eexe beside app.exe: another item naming the same part")
     args = p.parse_args()
