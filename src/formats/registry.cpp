@@ -23,7 +23,10 @@ struct Format {
   // Content detection (reads the first bytes). Null for a format content cannot tell apart
   // (a script is any text): it is chosen by `extensions` instead, after every content check.
   bool (*detect)(platform::ReadFile&);
-  std::string_view extensions;  // ".ps1 .psm1": lower case, space-separated; name-chosen only
+  // ".ps1 .psm1": lower case, space-separated. For a format with `detect`, the names a file no
+  // content check recognised is still opened as (and refused as, with the reason) rather than
+  // passed over: a damaged app package is a failure, not a file nobody signs.
+  std::string_view extensions;
   std::unique_ptr<SignableFile> (*open)(const std::filesystem::path&);
 };
 
@@ -35,7 +38,7 @@ constexpr std::array kFormats{
     Format{"CAT", &cat::detect, {}, &cat::open},
     // A zip naming AppxManifest.xml or AppxBundleManifest.xml (.appx .msix .appxbundle
     // .msixbundle).
-    Format{"APPX", &appx::detect, {}, &appx::open},
+    Format{"APPX", &appx::detect, ".appx .msix .appxbundle .msixbundle", &appx::open},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -69,7 +72,7 @@ const Format* find(platform::ReadFile& f, const std::filesystem::path& path) {
   for (const auto& fmt : kFormats)
     if (fmt.detect && fmt.detect(f)) return &fmt;
   for (const auto& fmt : kFormats)
-    if (!fmt.detect && has_extension(path, fmt.extensions)) return &fmt;
+    if (has_extension(path, fmt.extensions)) return &fmt;
   return nullptr;
 }
 

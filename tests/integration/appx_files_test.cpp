@@ -134,3 +134,18 @@ TEST_CASE("a Publisher that is not the certificate's subject is refused, the fil
   CHECK(tsign::test::read_all(lying) == before_lying);
   CHECK(listing(d.path) == std::vector<std::string>{"lying.appx", "p.appx"});
 }
+
+TEST_CASE("a file named as an app package that is not one is refused as one, not passed over",
+          "[integration][local][appx][bad-input]") {
+  TempDir d;
+  d.copy("pe64.exe", "out/good.exe");
+  fs::create_directories(d.path / "out/tools");
+  write_file(d.path / "out/tools/app.msix", "PK not really a package");
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161= --files-folder " + d.q("out") +
+                     " --files-folder-recurse");
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(has(r.out, "1 signed, 1 failed"));
+  CHECK(has(r.out, "app.msix: too short to be a zip package"));
+  CHECK(read_file(d.path / "out/tools/app.msix") == "PK not really a package");
+}

@@ -197,7 +197,7 @@ TEST_CASE(
   d.copy("pe64.exe", "out/good.exe");
   write_file(d.path / "out/install.ps1", "Write-Host 'hi'\r\n");
   fs::create_directories(d.path / "out/tools");
-  write_file(d.path / "out/tools/app.msix", "PK not really a package");
+  write_file(d.path / "out/tools/setup.vbs", "WScript.Echo \"hi\"\r\n");
   write_file(d.path / "out/readme.txt", "nobody signs text");
   const auto script_before = read_file(d.path / "out/install.ps1");
   auto r =
@@ -209,7 +209,7 @@ TEST_CASE(
   CHECK(r.out.find("1 signed, 0 failed, 2 skipped") != std::string::npos);
   CHECK(r.out.find("install.ps1: skipped: a PowerShell script, a format tsign does not sign yet") !=
         std::string::npos);
-  CHECK(r.out.find("app.msix: skipped: a Windows app package") != std::string::npos);
+  CHECK(r.out.find("setup.vbs: skipped: a VBScript file") != std::string::npos);
   CHECK(r.out.find("readme.txt") == std::string::npos);
   CHECK(read_file(d.path / "out/install.ps1") == script_before);
   CHECK(ossl_verify(d.path / "out/good.exe").code == 0);
