@@ -10,6 +10,7 @@
 
 #include "auth/auth_internal.hpp"
 #include "common/error.hpp"
+#include "formats/appx.hpp"
 #include "formats/cab.hpp"
 #include "formats/script.hpp"
 #include "fuzz_pe.hpp"
@@ -291,4 +292,37 @@ TEST_CASE("fuzz_script's check holds on mutated script seeds", "[fuzz][script]")
   }
   CHECK(parsed > 300);
   CHECK(rejected > 300);
+}
+
+// fuzz_appx between fuzzing sessions: its seeds with one byte changed anywhere (the records, the
+// central directory, the end records), cut short, and lengthened.
+TEST_CASE("fuzz_appx's check holds on mutated app-package seeds", "[fuzz][appx]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/appx.hex");
+  std::mt19937 rng(20261130);  // fixed seed: the same mutants every run
+  std::size_t parsed = 0, rejected = 0;
+  for (const auto& original : seeds) {
+    for (int i = 0; i < 60; ++i) {
+      Bytes m = original;
+      if (i % 4 == 0) {
+        m.resize(std::uniform_int_distribution<std::size_t>(0, m.size())(rng));
+      } else if (i % 4 == 3) {
+        m.resize(m.size() + std::uniform_int_distribution<std::size_t>(1, 15)(rng), 0);
+      } else {
+        std::uniform_int_distribution<std::size_t> pos(0, m.size() - 1);
+        m[pos(rng)] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+      }
+      INFO("mutant " << i << " of a " << original.size() << "-byte seed");
+      REQUIRE(tsign::fuzz::check_appx(m) == "");
+      tsign::formats::MemorySource src(m);
+      try {
+        tsign::formats::appx::parse(src, "m");
+        ++parsed;
+      } catch (const tsign::FileError&) {
+        ++rejected;
+      }
+    }
+  }
+  CHECK(parsed > 10);
+  CHECK(rejected > 100);
 }
