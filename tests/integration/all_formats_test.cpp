@@ -38,8 +38,9 @@ std::map<std::string, std::string> formats_in_report(const fs::path& report) {
   auto v = boost::json::parse(read_file(report));
   for (const auto& f : v.at("files").as_array()) {
     const auto& o = f.as_object();
-    out[fs::path(std::string(o.at("path").as_string())).filename().string()] =
-        std::string(o.at("format").as_string());
+    // The last name of the path, whichever separator the binary wrote (tsign.exe: '\\').
+    const std::string path(o.at("path").as_string());
+    out[path.substr(path.find_last_of("/\\") + 1)] = std::string(o.at("format").as_string());
   }
   return out;
 }

@@ -167,7 +167,7 @@ TEST_CASE("malformed and unsupported scripts are refused: exit 1, named, left as
        "WScript.Echo 1\r\n\r\n'' SIG '' Begin signature block\r\n'' SIG '' not*base64\r\n"
        "'' SIG '' End signature block\r\n"},
       {"be.ps1", std::string("\xFE\xFF\0W\0r", 6)},
-      {"nul.mof", std::string("class A\0{};", 11)},
+      {"nulchar.mof", std::string("class A\0{};", 11)},
       {"latin1.ps1", "Write-Host 'caf\xE9'\r\n"},
       {"nojob.wsf", "<package></package>\r\n"},
   };
@@ -186,7 +186,7 @@ TEST_CASE("malformed and unsupported scripts are refused: exit 1, named, left as
   CHECK(has(r.out, "end-only.js: the script has a '// SIG // End signature block' line without"));
   CHECK(has(r.out, "garbage.vbs: a line of the signature block holds something other than base64"));
   CHECK(has(r.out, "be.ps1: the script is UTF-16 big-endian"));
-  CHECK(has(r.out, "nul.mof: the text holds a NUL character"));
+  CHECK(has(r.out, "nulchar.mof: the text holds a NUL character"));
   CHECK(has(r.out, "latin1.ps1: the text is not valid UTF-8"));
   CHECK(has(r.out, "nojob.wsf: no </job> element"));
   for (auto& [name, bytes] : bad) {
