@@ -42,7 +42,14 @@ inline constexpr std::array kVariables{
             .description = "Client secret of the application",
             .sensitive = true},
     VarSpec{.name = "AZURE_CLIENT_CERTIFICATE_PATH",
-            .description = "PEM file with the application's certificate and key"},
+            .description = "PEM or PKCS#12 (.pfx) file with the application's certificate and "
+                           "key"},
+    VarSpec{.name = "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+            .description = "Password of the PKCS#12 file in AZURE_CLIENT_CERTIFICATE_PATH",
+            .sensitive = true},
+    VarSpec{.name = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+            .description = "true or 1: the client assertion carries the certificate chain (x5c) "
+                           "for subject name + issuer authentication"},
     VarSpec{.name = "AZURE_AUTHORITY_HOST",
             .description = "Entra authority (default https://login.microsoftonline.com)"},
     VarSpec{.name = "AZURE_FEDERATED_TOKEN_FILE",
