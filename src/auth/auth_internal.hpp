@@ -97,6 +97,12 @@ EntraErrorAnswer parse_entra_error(std::string_view body);
 // The GitHub OIDC provider's answer {"value": "<JWT>"}. `host` names the provider in the error.
 // Throws AuthError when there is no non-empty string "value".
 Secret parse_github_oidc_answer(std::string_view body, const std::string& host);
+// For a federated assertion Entra refused (no matching federated credential): what the token
+// claims -- "the GitHub OIDC token's issuer 'I', subject 'S' and audience 'A' must be exactly
+// the federated credential's (the subject is case-sensitive)" -- from the JWT's payload, which is
+// readable by anyone holding the token and is no secret (the signature is never shown). Empty
+// when the payload cannot be read.
+std::string federated_claims_hint(const Secret& jwt);
 // A managed identity endpoint's refusal as "HTTP 403: error: error_description: message", with
 // only those string fields of a JSON object body (never anything that could be a token).
 std::string managed_identity_refusal(int status, std::string_view body);

@@ -22,6 +22,25 @@ namespace tsign::auth {
 
 namespace json = boost::json;
 
+std::string federated_claims_hint(const Secret& jwt) {
+  const std::string& t = jwt.reveal();
+  const auto first = t.find('.');
+  const auto second = first == std::string::npos ? first : t.find('.', first + 1);
+  if (second == std::string::npos) return {};
+  auto payload = base64url_decode(std::string_view(t).substr(first + 1, second - first - 1));
+  if (!payload) return {};
+  boost::system::error_code ec;
+  json::value v = json::parse(to_string(*payload), ec);
+  if (ec || !v.is_object()) return {};
+  auto claim = [&](const char* k) -> std::string {
+    const auto* c = v.as_object().if_contains(k);
+    return c && c->is_string() ? std::string(c->as_string()) : std::string("?");
+  };
+  return "the GitHub OIDC token's issuer '" + claim("iss") + "', subject '" + claim("sub") +
+         "' and audience '" + claim("aud") +
+         "' must be exactly the federated credential's (the subject is case-sensitive)";
+}
+
 namespace {
 
 constexpr const char* kAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -105,9 +124,18 @@ class GitHubOidcSource final : public TokenSource {
       } catch (const EntraRefused& e) {
         bool expired = e.description.find("AADSTS700024") != std::string::npos ||
                        e.code.find("AADSTS700024") != std::string::npos;
-        if (!expired || attempt > 0) throw;
+        if (expired && attempt == 0) {
+          log_.debug(
+              "Entra ID found the GitHub OIDC token expired (AADSTS700024); fetching a new one");
+          continue;
+        }
+        // No federated credential matched (AADSTS700213, AADSTS7002138, AADSTS70021): show what
+        // the token claims, so the credential can be set to match it.
+        if (!expired)
+          if (std::string hint = federated_claims_hint(jwt); !hint.empty())
+            throw EntraRefused(std::string(e.what()) + "; " + hint, e.code, e.description);
+        throw;
       }
-      log_.debug("Entra ID found the GitHub OIDC token expired (AADSTS700024); fetching a new one");
     }
   }
   std::string name() const override { return "workload identity (GitHub OIDC)"; }

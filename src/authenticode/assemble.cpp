@@ -66,7 +66,7 @@ PreparedSignature PreparedSignature::prepare(const formats::SignedContent& what,
   PreparedSignature ps;
   ps.alg_ = opts.alg;
   const EVP_MD* md = evp_md(opts.alg);
-  if (file_digest.size() != digest_size(opts.alg))
+  if (!what.digest_is_blob && file_digest.size() != digest_size(opts.alg))
     throw FileError("the file digest has " + std::to_string(file_digest.size()) +
                     " bytes, not the size of " + std::string(digest_name(opts.alg)));
 

@@ -58,7 +58,7 @@ Options parse_env(const EnvLookup& env);
 // FALSE) and rejects unsupported options. Throws InputError naming the option.
 void validate(const Options& opts);
 
-// timestamp-rfc3161 read (README "Time-stamps"): the authorities to try in order for each file.
+// timestamp-rfc3161 read (docs/usage.md "Time-stamps"): the authorities to try in order for each file.
 // Empty (or not given): the default authority; "none" (any case, alone): no time-stamp, an empty
 // list. Throws InputError naming the option for an entry that is not an http(s) URL, or "none"
 // among URLs.

@@ -48,7 +48,7 @@ struct Options {
   bool chain_without_eku = false;  // leaf lacks the codeSigning EKU
   bool forbid = false;             // 403 with an empty body for sign
 
-  // The data-plane api-versions served (README "Service API versions"): 2024-06-15 (GA, the
+  // The data-plane api-versions served (docs/usage.md "Service API versions"): 2024-06-15 (GA, the
   // `{profile}:sign` route), 2022-06-15-preview (the `/sign` route) and 2023-06-15-preview
   // (either route, wrapped answers). A request with any other api-version is refused with
   // `unsupported_version_status`: 400 with an Azure Core UnsupportedApiVersion error, or a bare

@@ -1,6 +1,6 @@
 // The emulator's Trusted Signing data plane (docs/protocol.md §3): sign, poll, certchain,
 // rootcert and eku under codesigningaccounts/{account}/certificateprofiles/{profile}, in the
-// shapes of the three api-versions (README "Service API versions"), with the injected faults of
+// shapes of the three api-versions (docs/usage.md "Service API versions"), with the injected faults of
 // Options. The pure decisions are in signing_rules.hpp.
 //
 // Threading: used on the emulator's io_context thread only (server.cpp).

@@ -17,7 +17,7 @@
 
 namespace tsign::emulator {
 
-// The data-plane api-versions (README "Service API versions").
+// The data-plane api-versions (docs/usage.md "Service API versions").
 inline constexpr std::string_view kApi2022 = "2022-06-15-preview";
 inline constexpr std::string_view kApi2023 = "2023-06-15-preview";
 inline constexpr std::string_view kApi2024 = "2024-06-15";  // GA: Azure Core shapes

@@ -146,7 +146,7 @@ class HashingOutput : public formats::SignedOutput {
 };
 
 // The largest signature a run may embed, bounded before it exists so that a file it could not fit
-// in is refused before a signature is paid for (README, "How files are written"). What tsign
+// in is refused before a signature is paid for (docs/usage.md, "How files are written"). What tsign
 // embeds is the service's chain, the signed attributes, the signature and a time-stamp token
 // with its own chain: 10 to 20 KB. 1 MiB leaves room for any chain; a nested signature adds the
 // existing one's size.
@@ -384,7 +384,7 @@ class Run {
       r.error = without_name(e.what(), r);
       if (e.code() == ExitCode::auth || e.code() == ExitCode::input) {
         // The identity or the account is wrong: every other file would fail the same way. It
-        // outranks an interruption that came first (README "Exit codes").
+        // outranks an interruption that came first (docs/usage.md "Exit codes").
         if (!result_.fatal_code) {
           result_.fatal_code = e.code();
           result_.fatal_message = e.what();

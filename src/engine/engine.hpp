@@ -76,7 +76,7 @@ struct RunResult {
   bool budget_reached = false;           // a file went unsigned because of max-signatures
 
   std::size_t count(Status s) const;
-  // The most severe that applies (README "Exit codes"): 2, 3, then 128+N, 4, 5, 1.
+  // The most severe that applies (docs/usage.md "Exit codes"): 2, 3, then 128+N, 4, 5, 1.
   ExitCode exit_code() const;
 };
 

@@ -132,7 +132,7 @@ Selection select_files(const SelectionRequest& req) {
   }
   if (!req.files.empty()) searched.push_back(std::to_string(req.files.size()) + " listed file(s)");
 
-  // The filter: entries to take, and '!' entries to leave out (README "Selecting files").
+  // The filter: entries to take, and '!' entries to leave out (docs/usage.md "Selecting files").
   std::vector<std::string> takes, excludes;
   for (const auto& f : req.filter) {
     if (f.empty() || f[0] != '!') {

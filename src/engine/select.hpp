@@ -14,12 +14,12 @@ struct SelectionRequest {
   std::vector<std::string> files;  // `files` and positional arguments
   std::string folder;
   // Extensions (dll, .dll), names or globs (*.ps1), path globs (bin/*.dll, **/bin/*.dll) and
-  // exclusions (!*.Tests.dll): see matches_path_filter and the README's "Selecting files".
+  // exclusions (!*.Tests.dll): see matches_path_filter and docs/usage.md, "Selecting files".
   std::vector<std::string> filter;
   bool recurse = false;
   std::optional<int> depth;  // levels below `folder` that recurse descends (unlimited if unset)
   std::string catalog;
-  // The run's deadline (README "Deadline"): selection counts against it. Unset: none.
+  // The run's deadline (docs/interface.md "Deadline"): selection counts against it. Unset: none.
   std::optional<std::chrono::steady_clock::time_point> deadline;
   std::chrono::seconds timeout{0};  // for the message when the deadline passes
 };
@@ -29,7 +29,7 @@ struct SelectionRequest {
 constexpr std::uint64_t kMaxCatalogBytes = 16 * 1024 * 1024;
 
 // One file to sign. A symbolic link is never replaced: its target is signed in place, once,
-// however many names reach it (README "Symbolic links").
+// however many names reach it (docs/usage.md "Symbolic links").
 struct SelectedFile {
   std::filesystem::path path;    // the name given (or found in the folder)
   std::filesystem::path target;  // the file written: `path`, or the file a link resolves to

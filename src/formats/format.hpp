@@ -29,6 +29,9 @@ struct SignedContent {
   Bytes spc_value;       // DER of its value (empty: absent)
   std::string own_type;  // dotted OID of the file's own content type (catalogs only)
   Bytes own_der;         // DER of that content, [0] EXPLICIT's inner SEQUENCE
+  // The messageDigest holds what digest(alg) returns even though it is not one hash of `alg`'s
+  // size: an app package's tagged blob of hashes ("APPX" "AXPC" …, formats/appx.hpp).
+  bool digest_is_blob = false;
   bool is_own() const { return !own_type.empty(); }
 };
 

@@ -3,7 +3,7 @@
 // "Windows Authenticode Portable Executable Signature Format" for the digest. Behaviour on edge
 // cases (odd lengths, existing signatures) follows osslsigncode's pe.c, the judge of our output;
 // a certificate table of several WIN_CERTIFICATE entries, which osslsigncode 2.9 cannot read, is
-// handled as README "What tsign guarantees" describes (the first entry is the primary).
+// handled as docs/usage.md "What tsign guarantees" describes (the first entry is the primary).
 #include "formats/pe.hpp"
 
 #include <algorithm>
@@ -98,7 +98,7 @@ std::string section_name(const std::uint8_t* p) {
 }
 
 // A truncated image (usually a build that failed while writing it) is refused: the headers and
-// every section's raw data must lie inside the file (README, "What tsign guarantees").
+// every section's raw data must lie inside the file (docs/usage.md, "What tsign guarantees").
 // With `cert_table` set, the limit is the certificate table's offset instead of the file's end:
 // image data running into the table would be cut off by re-signing (the table is replaced).
 void check_not_truncated(Source& src, std::string_view name, const Headers& h,

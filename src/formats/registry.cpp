@@ -6,11 +6,13 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
+#include "formats/appx.hpp"
 #include "formats/cab.hpp"
 #include "formats/cat.hpp"
 #include "formats/format.hpp"
 #include "formats/msi.hpp"
 #include "formats/pe.hpp"
+#include "formats/script.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::formats {
@@ -22,7 +24,10 @@ struct Format {
   // Content detection (reads the first bytes). Null for a format content cannot tell apart
   // (a script is any text): it is chosen by `extensions` instead, after every content check.
   bool (*detect)(platform::ReadFile&);
-  std::string_view extensions;  // ".ps1 .psm1": lower case, space-separated; name-chosen only
+  // ".ps1 .psm1": lower case, space-separated. For a format with `detect`, the names a file no
+  // content check recognised is still opened as (and refused as, with the reason) rather than
+  // passed over: a damaged app package is a failure, not a file nobody signs.
+  std::string_view extensions;
   std::unique_ptr<SignableFile> (*open)(const std::filesystem::path&);
 };
 
@@ -32,6 +37,21 @@ constexpr std::array kFormats{
     Format{"CAB", &cab::detect, {}, &cab::open},
     Format{"MSI", &msi::detect, {}, &msi::open},
     Format{"CAT", &cat::detect, {}, &cat::open},
+    // A zip naming AppxManifest.xml or AppxBundleManifest.xml (.appx .msix .appxbundle
+    // .msixbundle).
+    Format{"APPX", &appx::detect, ".appx .msix .appxbundle .msixbundle", &appx::open},
+    Format{"PowerShell", nullptr, script::style(script::Family::powershell).extensions,
+           &script::open<script::Family::powershell>},
+    Format{"PowerShell XML", nullptr, script::style(script::Family::powershell_xml).extensions,
+           &script::open<script::Family::powershell_xml>},
+    Format{"MOF", nullptr, script::style(script::Family::mof).extensions,
+           &script::open<script::Family::mof>},
+    Format{"JScript", nullptr, script::style(script::Family::js).extensions,
+           &script::open<script::Family::js>},
+    Format{"VBScript", nullptr, script::style(script::Family::vbs).extensions,
+           &script::open<script::Family::vbs>},
+    Format{"WSF", nullptr, script::style(script::Family::wsf).extensions,
+           &script::open<script::Family::wsf>},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -40,13 +60,9 @@ struct NotYet {
   std::string_view extensions;
   std::string_view kind;
 };
-constexpr std::array kNotYet{
-    NotYet{".ps1 .psm1 .psd1 .ps1xml .psc1 .cdxml", "a PowerShell script"},
-    NotYet{".mof", "a MOF file"},
-    NotYet{".js", "a JScript file"},
-    NotYet{".vbs", "a VBScript file"},
-    NotYet{".wsf", "a Windows Script File"},
-    NotYet{".appx .msix .appxbundle .msixbundle", "a Windows app package"},
+constexpr std::array<NotYet, 0> kNotYet{
+    // Empty since issue 11: tsign signs every format signtool signs for these users. The table
+    // stays for the next format signtool gains before tsign does.
 };
 
 // True if the lower-cased extension of `path` (".ps1") is one of `list`'s words.
@@ -66,7 +82,7 @@ const Format* find(platform::ReadFile& f, const std::filesystem::path& path) {
   for (const auto& fmt : kFormats)
     if (fmt.detect && fmt.detect(f)) return &fmt;
   for (const auto& fmt : kFormats)
-    if (!fmt.detect && has_extension(path, fmt.extensions)) return &fmt;
+    if (has_extension(path, fmt.extensions)) return &fmt;
   return nullptr;
 }
 

@@ -46,11 +46,11 @@ std::string outputs_text(const engine::RunResult& r, const std::string& report_p
 // backslash; "\\" and "\n" in the name), so `sha256sum -c` reads every line back.
 std::string checksums_text(const engine::RunResult& r);
 
-// Markdown job summary (README "Outputs"), kept under `limit` bytes: the totals and what stopped
-// the run, the failures, counts by format and by folder (kSummaryGroups rows at most each), the
-// run's details, the skipped files, then one row per file -- folded into <details> past
-// kSummaryUnfoldedRows files; rows past the limit become "…and N more". Names are shown relative
-// to ctx.base (the workspace) when inside it.
+// Markdown job summary (README "Outputs and the job summary"), kept under `limit` bytes: the totals
+// and what stopped the run, the failures, counts by format and by folder (kSummaryGroups rows at
+// most each), the run's details, the skipped files, then one row per file -- folded into <details>
+// past kSummaryUnfoldedRows files; rows past the limit become "…and N more". Names are shown
+// relative to ctx.base (the workspace) when inside it.
 constexpr std::size_t kSummaryGroups = 20;
 constexpr std::size_t kSummaryUnfoldedRows = 200;
 std::string summary_markdown(const engine::RunResult& r, const engine::ReportContext& ctx,

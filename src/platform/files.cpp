@@ -289,7 +289,7 @@ void ReplaceFile::close() {
 #endif
   // No fsync: the rename is what makes the replacement atomic for every failure of tsign itself
   // (crash, Ctrl-C, deadline); forcing the data to disk would double the time of a large file for
-  // the power-loss case only (README, "Decisions").
+  // the power-loss case only (CONTRIBUTING.md, "Decisions").
   int err = errno;
   ok = (std::fclose(f_) == 0) && ok;
   f_ = nullptr;

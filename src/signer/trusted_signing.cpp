@@ -1,6 +1,6 @@
 // The Trusted Signing (Artifact Signing) signer: the sign / poll long-running operation (Azure
 // REST API guidelines, "Long-running operations") over http::Client, with the bearer token of an
-// auth::TokenSource, and the choice of api-version per run (the README's "Service API
+// auth::TokenSource, and the choice of api-version per run (docs/usage.md, "Service API
 // versions"). What it sends and how it reads the answers is trusted_signing_protocol.cpp.
 #include "signer/trusted_signing.hpp"
 

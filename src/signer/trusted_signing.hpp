@@ -1,6 +1,6 @@
 // The Trusted Signing (Artifact Signing) service as a Signer: sign / poll on the data plane of
 // docs/protocol.md §3, with the token of an auth::TokenSource, in either of the two api-versions
-// the README's "Service API versions" names.
+// docs/usage.md, "Service API versions", names.
 #pragma once
 
 #include <memory>

@@ -445,3 +445,35 @@ TEST_CASE("platform::run_capture runs a program and captures its output", "[auth
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
 }
 #endif
+
+TEST_CASE("a federated credential that does not match: the message shows the token's claims",
+          "[auth][network]") {
+  FakeCloud cloud;
+  // A GitHub token as GitHub shapes it: header.payload.signature, the payload's claims in clear.
+  const std::string payload =
+      R"({"iss":"https://token.actions.githubusercontent.com","aud":"api://AzureADTokenExchange",)"
+      R"("sub":"repo:Octo-Org/App:environment:Signing","exp":1700000300})";
+  const std::string jwt = "eyJhbGciOiJSUzI1NiJ9." + base64url_encode(as_bytes(payload)) + ".c2ln";
+  cloud.server.on("/oidc", [&](const test::Request&) {
+    return test::Reply::json(200, R"({"value":")" + jwt + R"("})");
+  });
+  cloud.server.on(cloud.token_path, [](const test::Request&) {
+    return test::Reply::json(
+        400, R"({"error":"invalid_request","error_description":"AADSTS700213: No matching )"
+             R"(federated identity record found for presented assertion subject."})");
+  });
+  auto chain = cloud.chain(cloud.env(true));
+  try {
+    cloud.get(*chain);
+    FAIL("no throw");
+  } catch (const AuthError& e) {
+    std::string m = e.what();
+    CHECK_THAT(m, Catch::Contains("AADSTS700213") &&
+                      Catch::Contains("subject 'repo:Octo-Org/App:environment:Signing'") &&
+                      Catch::Contains("issuer 'https://token.actions.githubusercontent.com'") &&
+                      Catch::Contains("audience 'api://AzureADTokenExchange'") &&
+                      Catch::Contains("case-sensitive"));
+    CHECK(m.find(jwt) == std::string::npos);
+    CHECK(m.find("c2ln") == std::string::npos);
+  }
+}

@@ -1,4 +1,4 @@
-// The selection rules of engine/select.cpp in-process (README "Symbolic links", interface.md
+// The selection rules of engine/select.cpp in-process (docs/usage.md "Symbolic links", interface.md
 // files-folder-*), where tests/integration does not already hold them through the binary:
 // filter entries, depth without and with recursion, formats chosen by content, one entry per
 // file however it is named, hard links, catalog lines, tsign's own temporaries, and the messages
@@ -106,33 +106,25 @@ TEST_CASE("without a filter files are chosen by content, not by name", "[select]
   CHECK(relative(engine::select_files(r), d) == std::vector<std::string>{"fake.dll"});
 }
 
-TEST_CASE("without a filter, what signtool signs and tsign does not yet is listed as skipped",
+TEST_CASE("without a filter, scripts and app packages are selected by their names too",
           "[select][folder]") {
   TempDir d("select");
   put(d, "app.exe", "pe64.exe");
-  write_text(d, "tools/Install.ps1", "Write-Host hi\r\n");
-  write_text(d, "setup.vbs", "not checked: the name decides");
+  write_text(d, "tools/App.appx", "PK not checked here: the name decides");
+  write_text(d, "tools/install.ps1", "Write-Host hi\r\n");
   write_text(d, "readme.md", "text");
   auto r = folder(d);
   r.recurse = true;
   auto sel = engine::select_files(r);
-  CHECK(relative(sel, d) == std::vector<std::string>{"app.exe"});
-  REQUIRE(sel.skipped.size() == 2);  // readme.md is nobody's to sign: not listed
-  CHECK(sel.skipped[0].path == d.path() / "setup.vbs");
-  CHECK(sel.skipped[0].reason == "a VBScript file, a format tsign does not sign yet");
-  CHECK(sel.skipped[1].path == d.path() / "tools" / "Install.ps1");
-  CHECK(sel.skipped[1].reason == "a PowerShell script, a format tsign does not sign yet");
-  // A filter names what the user wants: the file is then tried, and fails by name if need be.
-  r.filter = {"ps1"};
-  sel = engine::select_files(r);
-  CHECK(relative(sel, d) == std::vector<std::string>{"tools/Install.ps1"});
+  // A file named like an app package is taken (and refused with the reason when it is signed),
+  // never passed over in silence; readme.md is nobody's to sign.
+  CHECK(relative(sel, d) ==
+        std::vector<std::string>{"app.exe", "tools/App.appx", "tools/install.ps1"});
   CHECK(sel.skipped.empty());
-  // Nothing else to sign: the error says what was passed over.
+  // Nothing tsign signs: the error says what was searched.
   fs::remove(d.path() / "app.exe");
-  r.filter.clear();
-  auto msg = input_error(r);
-  CHECK(msg.find("2 skipped; the first, '" + (d.path() / "setup.vbs").string() +
-                 "': a VBScript file") != std::string::npos);
+  fs::remove_all(d.path() / "tools");
+  CHECK(input_error(r).find("no files to sign: searched folder") != std::string::npos);
 }
 
 TEST_CASE("a file named twice, by a relative and an absolute name, is selected once",

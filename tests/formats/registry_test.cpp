@@ -31,7 +31,9 @@ TEST_CASE("the registry refuses what no format recognises", "[registry]") {
   } catch (const tsign::FileError& e) {
     message = e.what();
   }
-  CHECK(message == text.string() + ": not a supported file format (tsign signs PE/CAB/MSI/CAT)");
+  CHECK(message == text.string() +
+                       ": not a supported file format (tsign signs "
+                       "PE/CAB/MSI/CAT/APPX/PowerShell/PowerShell XML/MOF/JScript/VBScript/WSF)");
   CHECK_THROWS_AS(tsign::formats::open(tmp / "missing.exe"), tsign::FileError);
 }
 
@@ -45,23 +47,29 @@ TEST_CASE("a malformed PE is still recognised, so it fails loudly instead of bei
   CHECK_THROWS_AS(tsign::formats::open(tmp / "bad.exe"), tsign::FileError);
 }
 
-TEST_CASE("the registry names what signtool signs and tsign does not yet", "[registry]") {
+TEST_CASE("scripts are chosen by name, app packages by content or name: nothing is left not yet",
+          "[registry]") {
   tsign::test::TempDir tmp("registry");
+  // Scripts are chosen by extension (any case).
   const auto script = tmp / "Install.PS1";
   tsign::test::write_all(script, {'W', 'r', 'i', 't', 'e', '-', 'H', 'o', 's', 't'});
-  CHECK_FALSE(tsign::formats::is_supported(script));
-  CHECK(tsign::formats::unsupported_kind(script) == "a PowerShell script");
-  CHECK(tsign::formats::unsupported_kind(tmp / "app.msixbundle") == "a Windows app package");
+  CHECK(tsign::formats::is_supported(script));
+  CHECK(tsign::formats::open(script)->format_name() == "powershell");
+  CHECK(tsign::formats::unsupported_kind(script).empty());
+  // Since issue 11 nothing signtool signs is left "not yet": app packages are chosen by content,
+  // and a file only named like one is opened as one (and refused with the reason).
+  const auto app = tmp / "App.appx";
+  tsign::test::write_all(app, {'P', 'K', 3, 4});
+  CHECK(tsign::formats::unsupported_kind(tmp / "app.msixbundle").empty());
   CHECK(tsign::formats::unsupported_kind(tmp / "notes.txt").empty());
-  CHECK(tsign::formats::unsupported_kind(tmp / "ps1").empty());  // a name, not an extension
+  CHECK(tsign::formats::unsupported_kind(tmp / "appx").empty());  // a name, not an extension
 
   std::string message;
   try {
-    tsign::formats::open(script);
+    tsign::formats::open(app);
   } catch (const tsign::FileError& e) {
     message = e.what();
   }
-  CHECK(message == script.string() +
-                       ": not a supported file format: a PowerShell script, which tsign does not "
-                       "sign yet (tsign signs PE/CAB/MSI/CAT)");
+  CHECK(message.rfind(app.string() + ": ", 0) == 0);
+  CHECK(message.find("not a supported file format") == std::string::npos);
 }

@@ -10,7 +10,9 @@
 
 #include "auth/auth_internal.hpp"
 #include "common/error.hpp"
+#include "formats/appx.hpp"
 #include "formats/cab.hpp"
+#include "formats/script.hpp"
 #include "fuzz_pe.hpp"
 #include "fuzz_targets.hpp"
 #include "fuzz_timestamp.hpp"
@@ -253,5 +255,74 @@ TEST_CASE("fuzz_cab's check holds on mutated cabinet seeds", "[fuzz][cab]") {
     }
   }
   CHECK(parsed > 50);
+  CHECK(rejected > 100);
+}
+
+// fuzz_script between fuzzing sessions: its seeds with characters of the block's syntax (line
+// ends, comment marks, base64 and non-ASCII bytes) written over their text, cut short, and
+// lengthened.
+TEST_CASE("fuzz_script's check holds on mutated script seeds", "[fuzz][script]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/script.hex");
+  static constexpr std::uint8_t kChars[] = {'\r', '\n', '#', '/', '*',  '\'', '<',  '>',  '-',
+                                            'S',  'A',  '=', ' ', 0x00, 0xC3, 0xA9, 0xFF, 0xFE};
+  std::mt19937 rng(20261130);  // fixed seed: the same mutants every run
+  std::size_t parsed = 0, rejected = 0;
+  for (const auto& original : seeds) {
+    for (int i = 0; i < 60; ++i) {
+      Bytes m = original;
+      if (i % 3 == 0) {
+        m.resize(std::uniform_int_distribution<std::size_t>(1, m.size())(rng));
+      } else if (i % 3 == 1) {
+        std::uniform_int_distribution<std::size_t> pos(1, m.size() - 1);
+        m[pos(rng)] = kChars[rng() % std::size(kChars)];
+      } else {
+        m.insert(m.end(), {'\r', '\n', kChars[rng() % std::size(kChars)]});
+      }
+      INFO("mutant " << i << " of a " << original.size() << "-byte seed");
+      REQUIRE(tsign::fuzz::check_script(m) == "");
+      const auto family = tsign::formats::script::kStyles[m[0] % 6].family;
+      try {
+        tsign::formats::script::parse(tsign::ByteView(m).subspan(1), family, "m");
+        ++parsed;
+      } catch (const tsign::FileError&) {
+        ++rejected;
+      }
+    }
+  }
+  CHECK(parsed > 300);
+  CHECK(rejected > 300);
+}
+
+// fuzz_appx between fuzzing sessions: its seeds with one byte changed anywhere (the records, the
+// central directory, the end records), cut short, and lengthened.
+TEST_CASE("fuzz_appx's check holds on mutated app-package seeds", "[fuzz][appx]") {
+  const auto seeds =
+      read_seeds(std::filesystem::path(TSIGN_SOURCE_DIR) / "tests/fuzz/seeds/appx.hex");
+  std::mt19937 rng(20261130);  // fixed seed: the same mutants every run
+  std::size_t parsed = 0, rejected = 0;
+  for (const auto& original : seeds) {
+    for (int i = 0; i < 60; ++i) {
+      Bytes m = original;
+      if (i % 4 == 0) {
+        m.resize(std::uniform_int_distribution<std::size_t>(0, m.size())(rng));
+      } else if (i % 4 == 3) {
+        m.resize(m.size() + std::uniform_int_distribution<std::size_t>(1, 15)(rng), 0);
+      } else {
+        std::uniform_int_distribution<std::size_t> pos(0, m.size() - 1);
+        m[pos(rng)] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+      }
+      INFO("mutant " << i << " of a " << original.size() << "-byte seed");
+      REQUIRE(tsign::fuzz::check_appx(m) == "");
+      tsign::formats::MemorySource src(m);
+      try {
+        tsign::formats::appx::parse(src, "m");
+        ++parsed;
+      } catch (const tsign::FileError&) {
+        ++rejected;
+      }
+    }
+  }
+  CHECK(parsed > 10);
   CHECK(rejected > 100);
 }

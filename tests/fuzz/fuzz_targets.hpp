@@ -27,6 +27,8 @@ std::string check_cert_chain(ByteView data);    // fuzz_cert_chain.cpp
 std::string check_cab_target(ByteView data);    // fuzz_cab.cpp
 std::string check_msi(ByteView data);           // fuzz_msi.cpp
 std::string check_cat(ByteView data);           // fuzz_cat.cpp
+std::string check_script(ByteView data);        // fuzz_script.cpp
+std::string check_appx(ByteView data);          // fuzz_appx.cpp
 
 struct Target {
   const char* name;  // fuzz_<name>, seeds/<name>.hex
@@ -44,6 +46,8 @@ inline constexpr Target kTargets[] = {
     {"cab", check_cab_target},
     {"msi", check_msi},
     {"cat", check_cat},
+    {"script", check_script},
+    {"appx", check_appx},
 };
 
 inline std::string_view as_text(ByteView data) {

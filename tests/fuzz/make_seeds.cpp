@@ -17,6 +17,7 @@
 #include "emulator/pki.hpp"
 #include "emulator/tsa.hpp"
 #include "formats/pe.hpp"
+#include "formats/script.hpp"
 #include "fuzz_timestamp.hpp"
 #include "support/catalog.hpp"
 #include "support/cfb.hpp"
@@ -161,6 +162,45 @@ int main(int argc, char** argv) {
     Bytes d = emulator::to_der(c);
     concatenated.insert(concatenated.end(), d.begin(), d.end());
   }
+  // Scripts: the family's index in script::kStyles, then the script; each family unsigned, in
+  // UTF-8, UTF-8 with BOM and UTF-16LE, and a few signed with an empty certs-only PKCS#7.
+  {
+    namespace script = formats::script;
+    auto utf16 = [](const std::string& ascii) {
+      Bytes b{0xFF, 0xFE};
+      for (char c : ascii) b.insert(b.end(), {static_cast<std::uint8_t>(c), 0});
+      return b;
+    };
+    const std::pair<script::Family, std::string> texts[] = {
+        {script::Family::powershell, "Write-Host 1\r\n# a comment  \n"},
+        {script::Family::powershell_xml, "<Types>\r\n</Types>"},
+        {script::Family::mof, "class A {};\r\n"},
+        {script::Family::js, "WScript.Echo(1);\n"},
+        {script::Family::vbs, "WScript.Echo 1\r\n"},
+        {script::Family::wsf, "<job>\r\n<script>x</script>\r\n</job>\r\n"}};
+    std::vector<Bytes> seeds;
+    for (const auto& [family, t] : texts) {
+      const Bytes plain = text(t);
+      Bytes bom{0xEF, 0xBB, 0xBF};
+      bom.insert(bom.end(), plain.begin(), plain.end());
+      const Bytes variants[] = {plain, bom, utf16(t)};
+      for (std::size_t k = 0; k < 3; ++k) {
+        const Bytes& b = variants[k];
+        Bytes seed{static_cast<std::uint8_t>(family)};
+        seed.insert(seed.end(), b.begin(), b.end());
+        seeds.push_back(seed);
+        if (k == 0 || family == script::Family::vbs) {
+          const script::Layout l = script::parse(b, family, "seed");
+          const Bytes signed_script = script::with_signature(b, l, certs_only_pkcs7({}));
+          Bytes s2{static_cast<std::uint8_t>(family)};
+          s2.insert(s2.end(), signed_script.begin(), signed_script.end());
+          seeds.push_back(s2);
+        }
+      }
+    }
+    write(dir, "script", seeds);
+  }
+
   write(dir, "cert_chain",
         {text(base64_encode(as_bytes(base64_encode(p7)))),
          text(emulator::to_pem(pki.leaf.get()) + emulator::to_pem(pki.cs_ca.get())),

@@ -192,34 +192,34 @@ TEST_CASE(
   CHECK(summary.find("could not be written") != std::string::npos);
 }
 TEST_CASE(
-    "tsign action: files of formats signtool signs and tsign does not yet are listed as skipped, "
-    "each with a warning",
+    "tsign action: with no filter every file of a format tsign signs is signed, scripts by name, "
+    "and a file only named like an app package fails with the reason",
     "[integration][local][action]") {
   TempDir d;
   d.copy("pe64.exe", "out/good.exe");
-  write_file(d.path / "out/install.ps1", "Write-Host 'hi'\r\n");
+  write_file(d.path / "out/setup.appx", "PK not really a package either");
   fs::create_directories(d.path / "out/tools");
-  write_file(d.path / "out/tools/app.msix", "PK not really a package");
+  write_file(d.path / "out/tools/setup.vbs", "WScript.Echo \"hi\"\r\n");
   write_file(d.path / "out/readme.txt", "nobody signs text");
-  const auto script_before = read_file(d.path / "out/install.ps1");
+  const auto appx_before = read_file(d.path / "out/setup.appx");
   auto r =
       sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
          " INPUT_TIMESTAMP_RFC3161=none GITHUB_STEP_SUMMARY=" + d.q("summary.md") +
          " GITHUB_OUTPUT=" + d.q("outputs.txt") + " " + tsign_cmd() + " action " + local_key());
   INFO(r.out);
-  CHECK(r.code == 0);
-  CHECK(r.out.find("1 signed, 0 failed, 2 skipped") != std::string::npos);
-  CHECK(r.out.find("install.ps1: skipped: a PowerShell script, a format tsign does not sign yet") !=
-        std::string::npos);
-  CHECK(r.out.find("app.msix: skipped: a Windows app package") != std::string::npos);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("2 signed, 1 failed, 0 skipped") != std::string::npos);
   CHECK(r.out.find("readme.txt") == std::string::npos);
-  CHECK(read_file(d.path / "out/install.ps1") == script_before);
+  CHECK(read_file(d.path / "out/setup.appx") == appx_before);
   CHECK(ossl_verify(d.path / "out/good.exe").code == 0);
+  CHECK(run_tsign("verify --ca " + quote(fixture("root.pem")) + " " + d.q("out/tools/setup.vbs"))
+            .code == 0);
   auto summary = read_file(d.path / "summary.md");
   INFO(summary);
-  CHECK(summary.find("### Skipped") != std::string::npos);
-  CHECK(summary.find("install.ps1`: a PowerShell script") != std::string::npos);
-  CHECK(read_file(d.path / "outputs.txt").find("skipped-count=2") != std::string::npos);
+  CHECK(summary.find("### Failures") != std::string::npos);
+  CHECK(summary.find("setup.appx`: ") != std::string::npos);
+  CHECK(summary.find("| vbs | 1 | 0 | 0 |") != std::string::npos);
+  CHECK(read_file(d.path / "outputs.txt").find("failed-count=1") != std::string::npos);
 }
 
 // ---- The write path: long names, no debris, tsign's own temporaries (issue 12, items 6, 7) ----
