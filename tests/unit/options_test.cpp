@@ -195,7 +195,7 @@ TEST_CASE("a secret's value never appears in an error", "[cli]") {
   REQUIRE(find_option("azure-client-secret")->secret);
 }
 
-TEST_CASE("certificate credential options; cache-dependencies accepted and ignored quietly",
+TEST_CASE("certificate credential options, and cache-dependencies accepted and ignored quietly",
           "[cli]") {
   REQUIRE(find_option("azure-client-certificate-password"));
   CHECK(find_option("azure-client-certificate-password")->secret);
