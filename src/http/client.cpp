@@ -183,7 +183,9 @@ std::string proxy_refusal(const Proxy& via, const std::string& what, unsigned st
       "the proxy " + via.display + " refused the " + what + " (HTTP " + std::to_string(status);
   if (reason.empty()) reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
   if (!reason.empty()) m += " " + std::string(reason);
-  if (status == 407)
+  // A 401 to a CONNECT can only be the proxy's own: tinyproxy before 1.11.2 answers a wrong
+  // password with 401 (tinyproxy issue 532), every other proxy with 407.
+  if (status == 407 || (status == 401 && what.rfind("tunnel", 0) == 0))
     m += via.has_credentials ? ": check the user and password in " + via.variable
                              : ": it asks for credentials; write them in " + via.variable +
                                    " as http://user:password@host:port";
