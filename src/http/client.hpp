@@ -99,7 +99,7 @@ struct ClientOptions {
   // Adaptive concurrency per host (AIMD): 429 and 503 answers halve the attempts allowed in
   // flight to that host, successes grow it back towards max_connections_per_host.
   bool adaptive_concurrency = true;
-  // Proxies (proxy.hpp, README "Proxies"). Unset: read from the environment (HTTPS_PROXY,
+  // Proxies (proxy.hpp, docs/usage.md, "Proxies"). Unset: read from the environment (HTTPS_PROXY,
   // HTTP_PROXY, NO_PROXY, lower case winning, TSIGN_PROXY_LOOPBACK) when the client is made; a
   // malformed proxy URL is an InputError then, before any request.
   std::optional<ProxyEnv> proxy;

@@ -1,5 +1,5 @@
 // Proxy choice for a URL (see proxy.hpp): the rules curl applies to HTTPS_PROXY, HTTP_PROXY and
-// NO_PROXY, plus the hosts tsign always reaches directly (README, "Proxies").
+// NO_PROXY, plus the hosts tsign always reaches directly (docs/usage.md, "Proxies").
 #include "http/proxy.hpp"
 
 #include <charconv>

@@ -1,7 +1,8 @@
 // HTTP proxies as curl and the Azure SDKs read them from the environment: HTTPS_PROXY for https
 // URLs, HTTP_PROXY for http URLs, NO_PROXY for the exceptions, lower case winning over upper
-// case (README, "Proxies"). Pure functions: which proxy a URL goes through, NO_PROXY matching,
-// proxy URLs taken apart with their password masked. The client (client.cpp) opens the tunnel.
+// case (docs/usage.md, "Proxies"). Pure functions: which proxy a URL goes through, NO_PROXY
+// matching, proxy URLs taken apart with their password masked. The client (client.cpp) opens the
+// tunnel.
 #pragma once
 
 #include <functional>

@@ -2,7 +2,7 @@
 // authentication): https through CONNECT tunnels, the plain-http time-stamp authority in
 // absolute-form, a wrong password refused with 407, and NO_PROXY going around the proxy. The
 // emulator and the proxy share loopback, which tsign always reaches directly unless
-// TSIGN_PROXY_LOOPBACK=1 (README, "Proxies").
+// TSIGN_PROXY_LOOPBACK=1 (docs/usage.md, "Proxies").
 #include <catch2/catch.hpp>
 
 #include <mutex>
