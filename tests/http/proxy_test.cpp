@@ -58,7 +58,7 @@ TEST_CASE("HTTPS_PROXY for https URLs, HTTP_PROXY for http ones, lower case wins
   CHECK(route(settings({}), "https://a.b/") == "direct");
 }
 
-TEST_CASE("a proxy URL is taken apart; its credentials become Basic, never shown", "[proxy]") {
+TEST_CASE("a proxy URL is taken apart, and its credentials become Basic, never shown", "[proxy]") {
   auto p = parse_proxy("http://alice:p%40ss%3Aw0rd@Proxy.Corp:3128/", "HTTPS_PROXY");
   CHECK(p.host == "proxy.corp");
   CHECK(p.port == "3128");
