@@ -109,16 +109,22 @@ std::string managed_identity_refusal(int status, std::string_view body);
 
 // A PEM file holding the client certificate and its (unencrypted) RSA private key.
 struct ClientCertificate {
-  X509Ptr cert;
-  EvpPkeyPtr key;
+  X509Ptr cert;                // the one matching the key
+  EvpPkeyPtr key;              // RSA
+  std::vector<X509Ptr> chain;  // cert first, then its issuers as far as the file holds them
 };
-ClientCertificate load_client_certificate(const std::string& path);
-ClientCertificate parse_client_certificate(std::string_view pem, const std::string& path);
+// PEM (key + certificates) or PKCS#12, told apart by content; `password` opens a PKCS#12 file
+// (PEM keys must be unencrypted). Throws InputError naming `path`, never the password.
+ClientCertificate load_client_certificate(const std::string& path, const Secret& password = {});
+ClientCertificate parse_client_certificate(std::string_view content, const std::string& path,
+                                           const Secret& password = {});
 // The self-signed client assertion (RFC 7523): RS256 JWT, header x5t#S256 = base64url(SHA-256
-// of the certificate's DER), claims aud = token URL, iss = sub = client id, random jti, nbf/iat =
-// now, exp = now + 10 minutes.
+// of the certificate's DER) and, with send_chain, x5c = the chain (standard base64 DER, leaf
+// first); claims aud = token URL, iss = sub = client id, random jti, nbf/iat = now, exp = now +
+// 10 minutes.
 Secret build_client_assertion(const ClientCertificate& cc, const std::string& client_id,
-                              const std::string& token_url, SysClock::time_point now);
+                              const std::string& token_url, SysClock::time_point now,
+                              bool send_chain = false);
 
 // POSTs the form to the Entra token endpoint and parses the answer. `who` is e.g. "client secret
 // for client X in tenant Y". Throws EntraRefused (400/401), AuthError (other failures).
@@ -134,6 +140,8 @@ struct ResolvedSettings {
   std::string tenant_id, client_id;
   Secret client_secret;
   std::string client_certificate_path;
+  Secret client_certificate_password;
+  bool send_certificate_chain = false;
   std::string authority;  // without trailing '/'
 };
 ResolvedSettings resolve_settings(const CredentialSettings& s, const EnvLookup& env);

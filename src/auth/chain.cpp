@@ -8,6 +8,7 @@
 
 #include "auth/auth_internal.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::auth {
@@ -27,6 +28,13 @@ ResolvedSettings resolve_settings(const CredentialSettings& s, const EnvLookup& 
                         ? Secret(read_var(env, "AZURE_CLIENT_SECRET").value_or(""))
                         : s.client_secret;
   r.client_certificate_path = pick(s.client_certificate_path, "AZURE_CLIENT_CERTIFICATE_PATH");
+  r.client_certificate_password =
+      s.client_certificate_password.empty()
+          ? Secret(read_var(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD").value_or(""))
+          : s.client_certificate_password;
+  // The Azure SDKs read "true" or "1" (any case); the input is a boolean already.
+  std::string chain(trim(read_var(env, "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").value_or("")));
+  r.send_certificate_chain = s.send_certificate_chain || iequals(chain, "true") || chain == "1";
   r.authority = resolve_authority(s.authority_host, env);
   return r;
 }

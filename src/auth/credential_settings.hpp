@@ -12,7 +12,9 @@ namespace tsign::auth {
 struct CredentialSettings {
   std::string tenant_id, client_id;
   Secret client_secret;
-  std::string client_certificate_path;
+  std::string client_certificate_path;  // PEM or PKCS#12
+  Secret client_certificate_password;   // opens a PKCS#12 file
+  bool send_certificate_chain = false;  // x5c in the client assertion (subject name + issuer)
   std::string authority_host = "https://login.microsoftonline.com";
   // Set by the exclusion inputs; each row of credential_table.hpp names its own.
   bool exclude_environment = false, exclude_workload_identity = false,

@@ -128,6 +128,8 @@ engine::SignerFactory signer_factory(const Options& o) {
   cs.client_id = o.str("azure-client-id");
   cs.client_secret = Secret(o.str("azure-client-secret"));
   cs.client_certificate_path = o.str("azure-client-certificate-path");
+  cs.client_certificate_password = Secret(o.str("azure-client-certificate-password"));
+  cs.send_certificate_chain = o.flag("azure-client-send-certificate-chain");
   for (const auto& row : auth::kCredentials) cs.*row.excluded = o.flag(OptKey::named(row.exclude));
 
   return [ts, cs](engine::Services& s) {

@@ -136,9 +136,18 @@ inline constexpr std::array kDeclared{
     OptionSpec{.name = "azure-client-secret",
                .help = "Client secret (or AZURE_CLIENT_SECRET); prefer federated credentials",
                .secret = true},
-    OptionSpec{
-        .name = "azure-client-certificate-path",
-        .help = "PEM file with the client certificate and key (or AZURE_CLIENT_CERTIFICATE_PATH)"},
+    OptionSpec{.name = "azure-client-certificate-path",
+               .help = "PEM or PKCS#12 (.pfx) file with the client certificate and key (or "
+                       "AZURE_CLIENT_CERTIFICATE_PATH)"},
+    OptionSpec{.name = "azure-client-certificate-password",
+               .help = "Password of a PKCS#12 client certificate (or "
+                       "AZURE_CLIENT_CERTIFICATE_PASSWORD)",
+               .secret = true},
+    OptionSpec{.name = "azure-client-send-certificate-chain",
+               .type = T::boolean,
+               .default_value = "false",
+               .help = "Send the certificate chain (x5c) with the client assertion, for subject "
+                       "name + issuer authentication (or AZURE_CLIENT_SEND_CERTIFICATE_CHAIN)"},
     // Here: one exclude-*-credential input per row of the credential table, in its order.
     OptionSpec{.credential_exclusions = true},
     OptionSpec{.name = "exclude-shared-token-cache-credential",
@@ -162,6 +171,11 @@ inline constexpr std::array kDeclared{
                .help = "Accepted for compatibility; ignored",
                .ignored = true},
     OptionSpec{.name = "exclude-interactive-browser-credential",
+               .type = T::boolean,
+               .help = "Accepted for compatibility; ignored",
+               .ignored = true},
+    // The anchor installs its PowerShell modules with it; tsign has none to cache.
+    OptionSpec{.name = "cache-dependencies",
                .type = T::boolean,
                .help = "Accepted for compatibility; ignored",
                .ignored = true},

@@ -83,6 +83,8 @@ struct Endpoints {
   // here so in-process tests need not read them back.
   std::string client_secret;
   std::string id_token_request_token;
+  // Opens STATE/client-cert.pfx (new on every start, like the client secret).
+  std::string client_certificate_password;
 };
 
 class Server {

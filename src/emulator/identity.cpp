@@ -1,5 +1,8 @@
 // GitHub OIDC (docs/protocol.md §1) and Entra ID (§2) as the emulator serves them; the words of
 // the refusals are Entra's (AADSTS codes) so that tsign's messages can be tested against them.
+// Certificate credentials follow Entra's "certificate credentials" page: the assertion's header
+// names the certificate by x5t#S256, or carries it in x5c (RFC 7515 §4.1.6) when the application
+// trusts a subject name + issuer instead of one certificate.
 #include "emulator/identity.hpp"
 
 #include <boost/beast/http/field.hpp>
@@ -9,7 +12,9 @@
 #include <boost/url/params_view.hpp>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
@@ -98,22 +103,10 @@ std::optional<EntraRefusal> check_client(const Form& form, const std::string& cl
   return std::nullopt;
 }
 
-std::optional<EntraRefusal> check_assertion_claims(const json::object& claims,
-                                                   const std::string& issuer,
-                                                   const std::string& subject,
-                                                   SysClock::time_point now) {
-  if (!audience_ok(claims))
-    return EntraRefusal{http::status::bad_request, "invalid_client",
-                        "AADSTS700212: No matching federated identity record found for presented "
-                        "assertion audience. The audience must be " +
-                            std::string(kTokenAudience) + "."};
-  std::string iss = json_string(claims, "iss");
-  std::string sub = json_string(claims, "sub");
-  if (iss != issuer || sub != subject)
-    return EntraRefusal{http::status::bad_request, "invalid_client",
-                        "AADSTS70021: No matching federated identity record found for presented "
-                        "assertion. Assertion Issuer: '" +
-                            iss + "'. Assertion Subject: '" + sub + "'."};
+namespace {
+
+// exp in the future and nbf at most five minutes ahead (clock skew), as Entra allows.
+std::optional<EntraRefusal> check_time_range(const json::object& claims, SysClock::time_point now) {
   std::int64_t secs =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   auto exp = json_int(claims, "exp");
@@ -131,6 +124,100 @@ std::optional<EntraRefusal> check_assertion_claims(const json::object& claims,
           "https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."};
 }
 
+EntraRefusal unregistered_certificate(const std::string& why) {
+  return {http::status::unauthorized, "invalid_client",
+          "AADSTS700027: The certificate with identifier used to sign the client assertion is "
+          "not registered on application. [Reason - " +
+              why + "]"};
+}
+
+}  // namespace
+
+std::optional<EntraRefusal> check_client_assertion_claims(const json::object& claims,
+                                                          const std::string& token_url,
+                                                          const std::string& client_id,
+                                                          SysClock::time_point now) {
+  bool aud_ok = false;
+  if (const auto* aud = claims.if_contains("aud")) {
+    if (aud->is_string()) aud_ok = aud->as_string() == token_url;
+    if (aud->is_array())
+      for (const auto& a : aud->as_array()) aud_ok |= a.is_string() && a.as_string() == token_url;
+  }
+  if (!aud_ok)
+    return EntraRefusal{http::status::bad_request, "invalid_client",
+                        "AADSTS50013: Assertion audience does not match the token endpoint. The "
+                        "audience must be " +
+                            token_url + "."};
+  if (json_string(claims, "iss") != client_id || json_string(claims, "sub") != client_id)
+    return EntraRefusal{http::status::bad_request, "invalid_client",
+                        "AADSTS700021: Client assertion application identifier doesn't match "
+                        "'client_id' parameter. Review the documentation at "
+                        "https://learn.microsoft.com/entra/identity-platform/"
+                        "certificate-credentials ."};
+  return check_time_range(claims, now);
+}
+
+std::optional<EntraRefusal> certificate_of_assertion(const json::object& header, X509* registered,
+                                                     X509* client_ca, X509Ptr& signer) {
+  if (const auto* x5c = header.if_contains("x5c")) {
+    // Subject name + issuer: any certificate the trusted issuer gave the registered subject.
+    const json::string* first = nullptr;
+    if (x5c->is_array() && !x5c->as_array().empty() && x5c->as_array()[0].is_string())
+      first = &x5c->as_array()[0].as_string();
+    std::optional<Bytes> der = first ? base64_decode(*first) : std::nullopt;
+    const unsigned char* p = der ? der->data() : nullptr;
+    X509Ptr leaf(der ? d2i_X509(nullptr, &p, static_cast<long>(der->size())) : nullptr);
+    if (!leaf) {
+      ERR_clear_error();
+      return EntraRefusal{http::status::bad_request, "invalid_client",
+                          "AADSTS50027: JWT token is invalid or malformed: x5c must be an array "
+                          "of base64 DER certificates, leaf first."};
+    }
+    bool issued = X509_check_issued(client_ca, leaf.get()) == X509_V_OK &&
+                  X509_verify(leaf.get(), X509_get0_pubkey(client_ca)) == 1 &&
+                  X509_cmp_current_time(X509_get0_notBefore(leaf.get())) < 0 &&
+                  X509_cmp_current_time(X509_get0_notAfter(leaf.get())) > 0;
+    ERR_clear_error();
+    if (!issued)
+      return unregistered_certificate(
+          "The certificate in x5c was not issued by the issuer trusted for the application's "
+          "subject name + issuer credential.");
+    if (X509_NAME_cmp(X509_get_subject_name(leaf.get()), X509_get_subject_name(registered)) != 0)
+      return unregistered_certificate(
+          "The subject of the certificate in x5c is not the one registered for the "
+          "application.");
+    signer = std::move(leaf);
+    return std::nullopt;
+  }
+  std::string x5t = json_string(header, "x5t#S256");
+  std::string registered_x5t = base64url_encode(hash(DigestAlg::sha256, to_der(registered)));
+  if (x5t != registered_x5t)
+    return unregistered_certificate("The key was not found., Thumbprint of key used by client: '" +
+                                    x5t + "'");
+  X509_up_ref(registered);
+  signer.reset(registered);
+  return std::nullopt;
+}
+
+std::optional<EntraRefusal> check_assertion_claims(const json::object& claims,
+                                                   const std::string& issuer,
+                                                   const std::string& subject,
+                                                   SysClock::time_point now) {
+  if (!audience_ok(claims))
+    return EntraRefusal{http::status::bad_request, "invalid_client",
+                        "AADSTS700212: No matching federated identity record found for presented "
+                        "assertion audience. The audience must be " +
+                            std::string(kTokenAudience) + "."};
+  std::string iss = json_string(claims, "iss");
+  std::string sub = json_string(claims, "sub");
+  if (iss != issuer || sub != subject)
+    return EntraRefusal{http::status::bad_request, "invalid_client",
+                        "AADSTS70021: No matching federated identity record found for presented "
+                        "assertion. Assertion Issuer: '" +
+                            iss + "'. Assertion Subject: '" + sub + "'."};
+  return check_time_range(claims, now);
+}
+
 Answer entra_error(const EntraRefusal& r) {
   return json_answer(r.status,
                      {{"error", r.error},
@@ -142,12 +229,13 @@ Answer entra_error(const EntraRefusal& r) {
                      "entra");
 }
 
-Identity::Identity(const Options& opts, const Endpoints& ep, EVP_PKEY* oidc_key)
+Identity::Identity(const Options& opts, const Endpoints& ep, const Pki& pki)
     : opts_(opts),
       ep_(ep),
-      oidc_key_(oidc_key),
+      pki_(pki),
+      oidc_key_(pki.oidc_key.get()),
       issuer_(ep.base_url + "github"),
-      kid_(key_id(oidc_key)) {}
+      kid_(key_id(pki.oidc_key.get())) {}
 
 Answer Identity::github_token(const StringRequest& req, const boost::urls::url_view& u) {
   if (req.method() != http::verb::get)
@@ -194,12 +282,15 @@ Answer Identity::entra_token(const StringRequest& req, const std::string& tenant
     return entra_error({http::status::bad_request, "invalid_request",
                         "AADSTS900144: The request body is not valid form encoding."});
   if (auto r = check_client(*form, ep_.client_id, tenant)) return entra_error(*r);
-  if (auto r = check_credential(*form)) return entra_error(*r);
+  if (auto r = check_credential(*form, tenant)) return entra_error(*r);
   return issue_access_token();
 }
 
-// A client secret, or else a federated assertion the emulator's GitHub OIDC key signed.
-std::optional<EntraRefusal> Identity::check_credential(const Form& form) const {
+// A client secret, or else an assertion: signed with the application's certificate when its
+// header names one (x5t#S256 or x5c), otherwise a federated one the emulator's GitHub OIDC key
+// signed.
+std::optional<EntraRefusal> Identity::check_credential(const Form& form,
+                                                       const std::string& tenant) const {
   if (auto secret = field(form, "client_secret")) {
     if (equal_secret(*secret, ep_.client_secret)) return std::nullopt;
     return EntraRefusal{http::status::unauthorized, "invalid_client",
@@ -219,10 +310,28 @@ std::optional<EntraRefusal> Identity::check_credential(const Form& form) const {
   if (!jwt)
     return EntraRefusal{http::status::bad_request, "invalid_client",
                         "AADSTS50027: JWT token is invalid or malformed."};
+  if (jwt->header.contains("x5t#S256") || jwt->header.contains("x5c"))
+    return check_certificate_assertion(*assertion, jwt->header, tenant);
   if (!jwt->signature_valid)
     return EntraRefusal{http::status::unauthorized, "invalid_client",
                         "AADSTS700027: Client assertion contains an invalid signature."};
   return check_assertion_claims(jwt->claims, issuer_, opts_.subject, SysClock::now());
+}
+
+std::optional<EntraRefusal> Identity::check_certificate_assertion(const std::string& assertion,
+                                                                  const json::object& header,
+                                                                  const std::string& tenant) const {
+  X509Ptr signer;
+  if (auto r =
+          certificate_of_assertion(header, pki_.client_cert.get(), pki_.client_ca.get(), signer))
+    return r;
+  auto jwt = jwt_parse(assertion, X509_get0_pubkey(signer.get()));
+  if (!jwt || !jwt->signature_valid)
+    return EntraRefusal{http::status::unauthorized, "invalid_client",
+                        "AADSTS700027: Client assertion contains an invalid signature. [Reason - "
+                        "The key used to sign it is not the certificate's.]"};
+  return check_client_assertion_claims(jwt->claims, ep_.base_url + tenant + "/oauth2/v2.0/token",
+                                       ep_.client_id, SysClock::now());
 }
 
 Answer Identity::issue_access_token() {

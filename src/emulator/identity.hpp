@@ -1,8 +1,9 @@
 // The emulator's identity side: the GitHub OIDC token endpoint (docs/protocol.md §1) and the
-// Entra ID token endpoint (§2: OAuth 2.0 client credentials, RFC 6749 §4.4, with a client secret
-// or an RFC 7523 federated assertion), and the access tokens it issued, which the signing service
-// asks about. The checks an Entra token request goes through are pure functions below, so their
-// order and words can be tested without a socket.
+// Entra ID token endpoint (§2: OAuth 2.0 client credentials, RFC 6749 §4.4, with a client secret,
+// an RFC 7523 federated assertion, or a client assertion signed with the application's
+// certificate, named by x5t#S256 or sent as x5c), and the access tokens it issued, which the
+// signing service asks about. The checks an Entra token request goes through are pure functions
+// below, so their order and words can be tested without a socket.
 //
 // Threading: an Identity is used on the emulator's io_context thread only (server.cpp).
 #pragma once
@@ -20,6 +21,7 @@
 
 #include "emulator/answer.hpp"
 #include "emulator/emulator.hpp"
+#include "emulator/pki.hpp"
 
 namespace tsign::emulator {
 
@@ -47,13 +49,30 @@ std::optional<EntraRefusal> check_assertion_claims(const boost::json::object& cl
                                                    const std::string& subject,
                                                    SysClock::time_point now);
 
+// The claims of a client assertion signed with the application's certificate (Entra "certificate
+// credentials"): aud = the token URL it was sent to, iss = sub = the client id, and the same time
+// range as a federated assertion.
+std::optional<EntraRefusal> check_client_assertion_claims(const boost::json::object& claims,
+                                                          const std::string& token_url,
+                                                          const std::string& client_id,
+                                                          SysClock::time_point now);
+
+// Which certificate signed a certificate assertion, from its JWT header, against the registered
+// one: x5c (standard base64 DER, leaf first) is subject name + issuer authentication — the leaf
+// must be issued by `client_ca` (signature and validity) and carry the registered certificate's
+// subject; otherwise x5t#S256 must be the registered certificate's SHA-256 thumbprint. On success
+// `signer` is the certificate whose key must have signed the JWT.
+std::optional<EntraRefusal> certificate_of_assertion(const boost::json::object& header,
+                                                     X509* registered, X509* client_ca,
+                                                     X509Ptr& signer);
+
 // What the signing service learns about a bearer token.
 enum class TokenState { missing, unknown, expired, valid };
 
 class Identity {
  public:
-  // `ep` and `oidc_key` must outlive the Identity; ep.base_url is final (the server is bound).
-  Identity(const Options& opts, const Endpoints& ep, EVP_PKEY* oidc_key);
+  // `ep` and `pki` must outlive the Identity; ep.base_url is final (the server is bound).
+  Identity(const Options& opts, const Endpoints& ep, const Pki& pki);
 
   // GET /github/token (§1).
   Answer github_token(const StringRequest& req, const boost::urls::url_view& u);
@@ -65,11 +84,15 @@ class Identity {
   const std::string& issuer() const { return issuer_; }
 
  private:
-  std::optional<EntraRefusal> check_credential(const Form& form) const;
+  std::optional<EntraRefusal> check_credential(const Form& form, const std::string& tenant) const;
+  std::optional<EntraRefusal> check_certificate_assertion(const std::string& assertion,
+                                                          const boost::json::object& header,
+                                                          const std::string& tenant) const;
   Answer issue_access_token();
 
   const Options& opts_;
   const Endpoints& ep_;
+  const Pki& pki_;
   EVP_PKEY* oidc_key_;
   std::string issuer_;
   std::string kid_;  // names the OIDC key by its public half, as a JWKS would

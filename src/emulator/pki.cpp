@@ -11,6 +11,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
 #include "common/digest.hpp"
@@ -27,6 +28,11 @@ using BignumPtr = OsslPtr<BIGNUM, BN_free>;
 using X509ExtPtr = OsslPtr<X509_EXTENSION, X509_EXTENSION_free>;
 
 constexpr long kDay = 24L * 60 * 60;
+
+// The stack borrows its certificates from the Pki.
+void free_stack_only(STACK_OF(X509) * s) {
+  sk_X509_free(s);
+}
 
 [[noreturn]] void fail(const std::string& what) {
   throw FileError("emulator: " + what + ": " + openssl_error_text());
@@ -279,7 +285,44 @@ Pki load_or_create_pki(const PkiOptions& opts) {
                       pki.tsa_key.get(), pki.tsa_root.get(), pki.tsa_root_key.get());
 
   pki.oidc_key = key_slot(d, "oidc", [] { return rsa(2048); });
+
+  pki.client_ca_key = key_slot(d, "client-ca", [] { return rsa(2048); });
+  pki.client_ca = cert_slot(d, "client-ca",
+                            {.cn = "tsign Emulator Client CA",
+                             .basic_constraints = "critical,CA:TRUE",
+                             .key_usage = "critical,keyCertSign,cRLSign"},
+                            pki.client_ca_key.get(), nullptr, nullptr);
+  pki.client_key = key_slot(d, "client", [] { return rsa(2048); });
+  pki.client_cert = cert_slot(d, "client",
+                              {.cn = "tsign-emulator-client",
+                               .days = 365,
+                               .basic_constraints = "critical,CA:FALSE",
+                               .key_usage = "critical,digitalSignature",
+                               .ext_key_usage = "clientAuth"},
+                              pki.client_key.get(), pki.client_ca.get(), pki.client_ca_key.get());
   return pki;
+}
+
+void write_client_certificate(const Pki& pki, const fs::path& pem, const fs::path& pfx,
+                              const std::string& password) {
+  BioPtr key_bio(BIO_new(BIO_s_mem()));
+  if (!PEM_write_bio_PrivateKey(key_bio.get(), pki.client_key.get(), nullptr, nullptr, 0, nullptr,
+                                nullptr))
+    fail("cannot encode the client key");
+  write_text(pem,
+             to_pem(pki.client_cert.get()) + bio_text(key_bio.get()) + to_pem(pki.client_ca.get()),
+             true);
+
+  OsslPtr<STACK_OF(X509), free_stack_only> ca(sk_X509_new_null());
+  if (!ca || !sk_X509_push(ca.get(), pki.client_ca.get())) fail("sk_X509_push");
+  // OpenSSL 3's defaults: AES-256-CBC with PBKDF2 and a SHA-256 MAC, as current tools export.
+  OsslPtr<PKCS12, PKCS12_free> p12(PKCS12_create(password.c_str(), "tsign emulator client",
+                                                 pki.client_key.get(), pki.client_cert.get(),
+                                                 ca.get(), 0, 0, 0, 0, 0));
+  if (!p12) fail("cannot make the client PKCS#12 file");
+  BioPtr out(BIO_new(BIO_s_mem()));
+  if (i2d_PKCS12_bio(out.get(), p12.get()) != 1) fail("cannot encode the client PKCS#12 file");
+  write_text(pfx, bio_text(out.get()), true);
 }
 
 }  // namespace tsign::emulator

@@ -41,12 +41,24 @@ struct Pki {
   X509Ptr tsa;
 
   EvpPkeyPtr oidc_key;  // signs the GitHub OIDC tokens
+
+  // The application's client certificate (Entra "certificate credentials"): RSA, issued by an
+  // emulator client CA so that subject name + issuer (x5c) authentication can be checked too.
+  EvpPkeyPtr client_ca_key;
+  X509Ptr client_ca;
+  EvpPkeyPtr client_key;
+  X509Ptr client_cert;
 };
 
 // Loads what is present and still valid in opts.dir, creates the rest, and writes every
 // certificate (PEM) and key (PEM, owner-only) back. The leaf is issued fresh on every call.
 // Throws FileError naming the file on I/O or OpenSSL failure.
 Pki load_or_create_pki(const PkiOptions& opts);
+
+// Writes the client certificate for tsign to use: `pem` (certificate, key, client CA; owner-only)
+// and `pfx` (PKCS#12 of the same, AES-encrypted with `password`; owner-only).
+void write_client_certificate(const Pki& pki, const std::filesystem::path& pem,
+                              const std::filesystem::path& pfx, const std::string& password);
 
 // The per-identity EKU (1.3.6.1.4.1.311.97.X.Y.Z.W), stable for one account/profile pair.
 std::string identity_eku(const std::string& account, const std::string& profile);

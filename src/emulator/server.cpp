@@ -133,7 +133,7 @@ Server::Impl::Impl(Options o) : opts(std::move(o)) {
 
   setup_identity();
   write_env();
-  identity.emplace(opts, ep, pki.oidc_key.get());
+  identity.emplace(opts, ep, pki);
   signing.emplace(opts, ep, pki, *identity);
   tsa.emplace(opts, pki.tsa.get(), pki.tsa_key.get());
   log.open(ep.state_dir / "requests.log", std::ios::app | std::ios::binary);
@@ -206,6 +206,7 @@ void Server::Impl::setup_identity() {
     out << json::serialize(json::object{{"tenant_id", ep.tenant_id}, {"client_id", ep.client_id}});
   }
   ep.client_secret = "emu~" + base64url_encode(random_bytes(30));
+  ep.client_certificate_password = "emu-pfx~" + base64url_encode(random_bytes(18));
   ep.id_token_request_token = base64url_encode(random_bytes(32));
 }
 
@@ -226,7 +227,14 @@ void Server::Impl::write_env() {
       "export TSIGN_EMULATOR_PROFILE=" + q(ep.profile),
       "export TSIGN_EMULATOR_CODESIGN_ROOT=" + path("codesign-root.pem"),
       "export TSIGN_EMULATOR_TSA_ROOT=" + path("tsa-root.pem"),
+      // The application's client certificate (not as AZURE_CLIENT_CERTIFICATE_PATH, for the
+      // reason the client secret is not exported either).
+      "export TSIGN_EMULATOR_CLIENT_CERT_PEM=" + path("client-cert.pem"),
+      "export TSIGN_EMULATOR_CLIENT_CERT_PFX=" + path("client-cert.pfx"),
+      "export TSIGN_EMULATOR_CLIENT_CERT_PASSWORD=" + q(ep.client_certificate_password),
   };
+  write_client_certificate(pki, ep.state_dir / "client-cert.pem", ep.state_dir / "client-cert.pfx",
+                           ep.client_certificate_password);
   auto owner_only = [](const fs::path& p, const std::string& text) {
     std::ofstream out(p, std::ios::binary | std::ios::trunc);
     out << text;

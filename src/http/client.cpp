@@ -18,6 +18,12 @@
 // exactly like a server that accepted the request and died before answering: a POST is then not
 // re-sent, and fails.
 //
+// Proxies (RFC 9110 §9.3.6 CONNECT, RFC 9112 §3.2.2 absolute-form): an https URL that goes
+// through a proxy gets a tunnel (CONNECT host:port) and TLS to the target inside it, with the
+// target's SNI and certificate checks; an http URL is sent to the proxy in absolute-form. Which
+// URL goes through which proxy is proxy.cpp. Pooled connections are keyed by target AND proxy,
+// so a tunnel only ever carries requests for the target it was opened to.
+//
 // The URL is taken apart by url.cpp; the pool and its throttling window are pool.cpp.
 //
 // Threading: see client.hpp. All pool state is touched only from the io_context's single
@@ -45,6 +51,7 @@
 #include "common/text.hpp"
 #include "http/pool.hpp"
 #include "http/url.hpp"
+#include "platform/env.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::http {
@@ -164,6 +171,32 @@ asio::awaitable<void> shutdown_tls(std::unique_ptr<Connection> c) {
 
 }  // namespace
 
+// "host:port" of the target as a CONNECT request names it (RFC 9110 §9.3.6), IPv6 bracketed.
+std::string authority_of(const Url& t) {
+  return (t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host) + ":" + t.port;
+}
+
+// A proxy's refusal, said as one: what was refused, the status, and what to do about it.
+std::string proxy_refusal(const Proxy& via, const std::string& what, unsigned status,
+                          std::string_view reason) {
+  std::string m =
+      "the proxy " + via.display + " refused the " + what + " (HTTP " + std::to_string(status);
+  if (reason.empty()) reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  if (!reason.empty()) m += " " + std::string(reason);
+  // A 401 to a CONNECT can only be the proxy's own: tinyproxy before 1.11.2 answers a wrong
+  // password with 401 (tinyproxy issue 532), every other proxy with 407.
+  if (status == 407 || (status == 401 && what.rfind("tunnel", 0) == 0))
+    m += via.has_credentials ? ": check the user and password in " + via.variable
+                             : ": it asks for credentials; write them in " + via.variable +
+                                   " as http://user:password@host:port";
+  else if (status == 403)
+    m += ": it does not allow this destination; ask its administrators, or list the host in "
+         "NO_PROXY if it is reachable directly";
+  else if (status >= 500)
+    m += ": it could not reach the destination, or failed";
+  return m + ")";
+}
+
 // ---------------------------------------------------------------- the client
 
 struct Client::Impl {
@@ -178,11 +211,13 @@ struct Client::Impl {
       throw InputError(opts.ca_file + ": cannot load CA certificates: " + openssl_error_text());
     }
     if (opts.max_connections_per_host == 0) opts.max_connections_per_host = 1;
+    proxies = proxy_settings(opts.proxy ? *opts.proxy : read_proxy_env(env::process()));
   }
 
   asio::any_io_executor ex;
   ClientOptions opts;
   ssl::context tls;
+  ProxySettings proxies;
   std::map<std::string, HostPool> pools;  // node-based: a HostPool& stays valid
 
   bool deadline_passed() const { return opts.deadline && Clock::now() >= *opts.deadline; }
@@ -198,27 +233,35 @@ struct Client::Impl {
   }
 
   static asio::awaitable<Response> run(std::shared_ptr<Impl> self, Request req);
-  asio::awaitable<Response> attempt(HostPool& pool, const Url& t, const Request& req,
-                                    Clock::time_point& started);
+  asio::awaitable<Response> attempt(HostPool& pool, const Url& t, const Proxy* via,
+                                    const Request& req, Clock::time_point& started);
 
-  HostPool& pool(const Url& t) {
-    return pools.try_emplace(t.pool_key, opts.max_connections_per_host).first->second;
+  HostPool& pool(const Url& t, const Proxy* via) {
+    std::string key = t.pool_key;
+    if (via) key += " via " + via->host + ":" + via->port;
+    return pools.try_emplace(key, opts.max_connections_per_host).first->second;
   }
   asio::awaitable<void> acquire(HostPool& pool, Lease& lease, Clock::time_point limit,
                                 const Url& t);
-  asio::awaitable<tcp::resolver::results_type> resolve(const Url& t, Clock::time_point limit);
-  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& t, Clock::time_point limit);
+  asio::awaitable<tcp::resolver::results_type> resolve(const std::string& host,
+                                                       const std::string& port,
+                                                       Clock::time_point limit);
+  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& t, const Proxy* via,
+                                                       Clock::time_point limit);
+  asio::awaitable<void> tunnel(beast::tcp_stream& s, const Url& t, const Proxy& via,
+                               Clock::time_point limit);
   template <class Stream>
-  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Url& t, const Request& req,
-                                     const Authorization& auth, Clock::time_point limit,
-                                     bool reused, bool& keep_alive);
+  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Url& t, const Proxy* via,
+                                     const Request& req, const Authorization& auth,
+                                     Clock::time_point limit, bool reused, bool& keep_alive);
 };
 
 asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request req) {
   // `self` keeps the pools alive for as long as this coroutine frame exists, even if the
   // Client is destroyed before the io_context.
   const Url t = parse_url(req.url);
-  HostPool& pool = self->pool(t);
+  const Proxy* via = choose_proxy(self->proxies, t);
+  HostPool& pool = self->pool(t, via);
   const auto& policy = self->opts.retry;
   // Two budgets: failures (5xx, resets, timeouts) and throttling answers (429). A throttled
   // request is not failing, it is being paced: it gets a larger budget, the deadline bounds both.
@@ -232,7 +275,7 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
     std::string reason;
     auto started = Clock::now();
     try {
-      answer = co_await self->attempt(pool, t, req, started);
+      answer = co_await self->attempt(pool, t, via, req, started);
     } catch (const AttemptError& e) {
       if (e.timeout && self->deadline_passed()) deadline_error(t);
       if (!e.retryable) throw TransportError(e.what());
@@ -285,8 +328,8 @@ asio::awaitable<Response> Client::Impl::run(std::shared_ptr<Impl> self, Request 
   }
 }
 
-asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, const Request& req,
-                                                Clock::time_point& started) {
+asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, const Proxy* via,
+                                                const Request& req, Clock::time_point& started) {
   Lease lease;
   Authorization auth;
   for (int asked = 1;; ++asked) {
@@ -309,17 +352,17 @@ asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, co
       lease.conn.reset();
       reused = false;
     }
-    if (!reused) lease.conn = co_await connect(t, limit);
+    if (!reused) lease.conn = co_await connect(t, via, limit);
     bool stale = false;
     bool keep_alive = false;
     std::optional<Response> answer;
     try {
       if (lease.conn->tls)
-        answer = co_await exchange(*lease.conn->tls, *lease.conn, t, req, auth, limit, reused,
-                                   keep_alive);
+        answer = co_await exchange(*lease.conn->tls, *lease.conn, t, nullptr, req, auth, limit,
+                                   reused, keep_alive);
       else
-        answer = co_await exchange(*lease.conn->plain, *lease.conn, t, req, auth, limit, reused,
-                                   keep_alive);
+        answer = co_await exchange(*lease.conn->plain, *lease.conn, t, via, req, auth, limit,
+                                   reused, keep_alive);
     } catch (const StaleConnection& s) {
       if (s.written && !resend)
         throw AttemptError(true, false, t.host_header + " closed the connection without answering",
@@ -333,6 +376,11 @@ asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, co
       replaced_stale = true;
       continue;
     }
+    // Through a proxy, a plain http request is answered 407 by the proxy itself: its refusal,
+    // not the server's answer, and not worth repeating with the same credentials.
+    if (via && !t.tls && answer->status == 407)
+      throw AttemptError(false, false,
+                         proxy_refusal(*via, "request to " + authority_of(t), answer->status, ""));
     if (keep_alive) {
       lease.reusable = true;
     } else if (lease.conn->tls) {
@@ -356,7 +404,8 @@ asio::awaitable<void> Client::Impl::acquire(HostPool& pool, Lease& lease, Clock:
                          std::to_string(pool.limit()) + " busy)");
 }
 
-asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Url& t,
+asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const std::string& host,
+                                                                   const std::string& port,
                                                                    Clock::time_point limit) {
   // getaddrinfo cannot be interrupted, so the lookup runs detached with its own state and we
   // wait for it only until the attempt's limit; a late answer is then simply dropped.
@@ -370,7 +419,7 @@ asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Url& t,
   };
   auto st = std::make_shared<State>(ex);
   st->timer.expires_at(limit);
-  st->resolver.async_resolve(t.host, t.port, [st](error_code ec, tcp::resolver::results_type r) {
+  st->resolver.async_resolve(host, port, [st](error_code ec, tcp::resolver::results_type r) {
     st->ec = ec;
     st->results = std::move(r);
     st->done = true;
@@ -380,17 +429,32 @@ asio::awaitable<tcp::resolver::results_type> Client::Impl::resolve(const Url& t,
   co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
   if (!st->done) {
     st->resolver.cancel();
-    throw AttemptError(true, true, "could not resolve " + t.host + " in time");
+    throw AttemptError(true, true, "could not resolve " + host + " in time");
   }
   if (st->ec)
     throw AttemptError(st->ec == asio::error::host_not_found_try_again, false,
-                       "could not resolve " + t.host + ": " + msg(st->ec));
+                       "could not resolve " + host + ": " + msg(st->ec));
   co_return std::move(st->results);
 }
 
-asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
+asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t, const Proxy* via,
                                                                    Clock::time_point limit) {
-  auto endpoints = co_await resolve(t, limit);
+  // Through a proxy, the TCP connection goes to the proxy; failing to make it is said as such
+  // (and retried like any refused connection).
+  const std::string& to_host = via ? via->host : t.host;
+  const std::string& to_port = via ? via->port : t.port;
+  auto unreachable = [&](const AttemptError& e) {
+    if (!via) return e;
+    return AttemptError(
+        e.retryable, e.timeout,
+        "cannot reach the proxy " + via->display + " named by " + via->variable + ": " + e.what());
+  };
+  tcp::resolver::results_type endpoints;
+  try {
+    endpoints = co_await resolve(to_host, to_port, limit);
+  } catch (const AttemptError& e) {
+    throw unreachable(e);
+  }
   auto c = std::make_unique<Connection>();
   if (t.tls)
     c->tls = std::make_unique<TlsStream>(ex, tls);
@@ -401,12 +465,14 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
   // A fresh expiry before every operation: Beast's timer covers one operation at a time.
   low.expires_at(limit);
   co_await low.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  const std::string where = t.host + ":" + t.port;
+  const std::string where = to_host + ":" + to_port;
   if (ec == beast::error::timeout)
-    throw AttemptError(true, true, "could not connect to " + where + " in time");
-  if (ec) throw AttemptError(true, false, "could not connect to " + where + ": " + msg(ec));
+    throw unreachable(AttemptError(true, true, "could not connect to " + where + " in time"));
+  if (ec)
+    throw unreachable(AttemptError(true, false, "could not connect to " + where + ": " + msg(ec)));
   low.socket().set_option(tcp::no_delay(true), ec);  // small requests: do not wait for ACKs
   if (!t.tls) co_return c;
+  if (via) co_await tunnel(low, t, *via, limit);
 
   SSL* s = c->tls->native_handle();
   // SNI carries host names only (RFC 6066 §3 forbids IP literals).
@@ -432,11 +498,54 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
   co_return c;
 }
 
+asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& s, const Url& t, const Proxy& via,
+                                           Clock::time_point limit) {
+  const std::string authority = authority_of(t);
+  bhttp::request<bhttp::empty_body> m{bhttp::verb::connect, authority, 11};
+  m.set(bhttp::field::host, authority);
+  m.set(bhttp::field::user_agent, opts.user_agent);
+  if (via.has_credentials) m.set(bhttp::field::proxy_authorization, via.authorization.reveal());
+  const std::string what = "the proxy " + via.display + " (" + via.variable + ")";
+  error_code ec;
+  s.expires_at(limit);
+  co_await bhttp::async_write(s, m, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec)
+    throw AttemptError(
+        true, ec == beast::error::timeout,
+        "sending the tunnel request for " + authority + " to " + what + " failed: " + msg(ec));
+  // Only the head: a 2xx answer to CONNECT has no body (RFC 9110 §9.3.6), and the connection of
+  // any other answer is dropped with whatever body it had.
+  beast::flat_buffer buffer;
+  bhttp::response_parser<bhttp::empty_body> p;
+  p.header_limit(
+      static_cast<std::uint32_t>(std::min<std::size_t>(opts.max_header_bytes, UINT32_MAX)));
+  s.expires_at(limit);
+  co_await bhttp::async_read_header(s, buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec == beast::error::timeout)
+    throw AttemptError(true, true,
+                       what + " did not answer the tunnel request for " + authority + " in time");
+  if (ec)
+    throw AttemptError(is_disconnect(ec), false,
+                       what + " failed the tunnel request for " + authority + ": " + msg(ec));
+  const unsigned status = p.get().result_int();
+  if (status / 100 != 2) {
+    // 5xx: the proxy could not reach the target (tinyproxy says 500, squid 503): as a failed
+    // connection, worth another attempt. A refusal (403, 407) will not change by itself.
+    const bool retry = status >= 500;
+    throw AttemptError(retry, false,
+                       proxy_refusal(via, "tunnel to " + authority, status, p.get().reason()));
+  }
+  // TLS starts with the client's hello: nothing may come before it.
+  if (buffer.size() != 0)
+    throw AttemptError(false, false,
+                       what + " sent data into the tunnel to " + authority + " before TLS");
+}
+
 template <class Stream>
 asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Url& t,
-                                                 const Request& req, const Authorization& auth,
-                                                 Clock::time_point limit, bool reused,
-                                                 bool& keep_alive) {
+                                                 const Proxy* via, const Request& req,
+                                                 const Authorization& auth, Clock::time_point limit,
+                                                 bool reused, bool& keep_alive) {
   bhttp::request<bhttp::string_body> m;
   m.version(11);
   auto verb = bhttp::string_to_verb(req.method);
@@ -444,8 +553,11 @@ asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const
     m.method_string(req.method);
   else
     m.method(verb);
-  m.target(t.target);
+  // Through a proxy (plain http only; https goes through a tunnel): absolute-form.
+  m.target(via ? "http://" + t.host_header + t.target : t.target);
   m.set(bhttp::field::host, t.host_header);
+  if (via && via->has_credentials)
+    m.set(bhttp::field::proxy_authorization, via->authorization.reveal());
   m.set(bhttp::field::user_agent, opts.user_agent);
   for (const auto* headers : {&req.headers, &auth.headers}) {
     for (const auto& [name, value] : *headers) {

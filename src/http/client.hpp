@@ -18,6 +18,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/error.hpp"
+#include "http/proxy.hpp"
 #include "http/url.hpp"  // authority_as_written, for the users of this header
 
 namespace tsign::http {
@@ -98,6 +99,10 @@ struct ClientOptions {
   // Adaptive concurrency per host (AIMD): 429 and 503 answers halve the attempts allowed in
   // flight to that host, successes grow it back towards max_connections_per_host.
   bool adaptive_concurrency = true;
+  // Proxies (proxy.hpp, docs/usage.md, "Proxies"). Unset: read from the environment (HTTPS_PROXY,
+  // HTTP_PROXY, NO_PROXY, lower case winning, TSIGN_PROXY_LOOPBACK) when the client is made; a
+  // malformed proxy URL is an InputError then, before any request.
+  std::optional<ProxyEnv> proxy;
   // Called before each retry with a one-line reason (for ::debug:: logs). May be empty.
   std::function<void(const std::string&)> on_retry;
 };
@@ -130,7 +135,10 @@ class Client {
   // Sends the request, retrying per policy, and returns the final answer (whatever its status:
   // a non-retryable or last 4xx/5xx is returned, not thrown). Throws TransportError,
   // DeadlineError. Certificates are always verified (platform::load_trust_roots), with SNI and
-  // host-name checks.
+  // host-name checks -- of the target, also through a proxy's CONNECT tunnel. Proxy failures
+  // are TransportErrors naming the proxy and its variable: a proxy that cannot be reached, or
+  // answers a tunnel with a 5xx, is retried like a refused connection; a 407 (credentials)
+  // or any other refusal is not.
   boost::asio::awaitable<Response> send(Request req);
 
   const ClientOptions& options() const;

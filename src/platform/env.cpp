@@ -46,6 +46,18 @@ std::optional<std::string> get_named_by_user(const std::string& name) {
   return read(name);
 }
 
+std::string mask_url_password(std::string_view url) {
+  // The user info ends at the LAST '@': a password written with a raw '@' (or '/', which would
+  // end the authority) is still masked whole.
+  const auto scheme = url.find("://");
+  const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const auto at = url.rfind('@');
+  if (at == std::string_view::npos || at < from) return std::string(url);
+  const auto colon = url.find(':', from);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
 std::string help() {
   std::string out =
       "environment variables (the value of one marked [sensitive] is never printed):\n";
@@ -58,6 +70,7 @@ std::string help() {
       line += "\n" + std::string(34, ' ');
     line += s.description;
     if (s.sensitive) line += " [sensitive]";
+    if (s.url_password) line += " [password masked]";
     if (s.reader == Reader::openssl) line += " (read by OpenSSL)";
     out += line + "\n";
   }
@@ -72,7 +85,10 @@ std::string set_summary(const Lookup& env) {
     auto v = env(std::string(s.name));
     if (!v) continue;
     if (!out.empty()) out += ", ";
-    out += std::string(s.name) + (s.sensitive ? " (set, value hidden)" : "=" + *v);
+    if (s.sensitive)
+      out += std::string(s.name) + " (set, value hidden)";
+    else
+      out += std::string(s.name) + "=" + (s.url_password ? mask_url_password(*v) : *v);
   }
   return out;
 }

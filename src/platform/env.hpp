@@ -29,6 +29,9 @@ struct VarSpec {
   std::string_view name;  // exact name; for a family, its prefix (INPUT_)
   std::string_view description;
   bool sensitive = false;  // its value is never printed (tokens, secrets)
+  // Its value is a URL that may carry a password (user:password@): printed with the password
+  // masked (mask_url_password), never whole.
+  bool url_password = false;
   Reader reader = Reader::tsign;
   bool family = false;  // `name` is a prefix; the members are derived elsewhere (option table)
 };
@@ -42,7 +45,14 @@ inline constexpr std::array kVariables{
             .description = "Client secret of the application",
             .sensitive = true},
     VarSpec{.name = "AZURE_CLIENT_CERTIFICATE_PATH",
-            .description = "PEM file with the application's certificate and key"},
+            .description = "PEM or PKCS#12 (.pfx) file with the application's certificate and "
+                           "key"},
+    VarSpec{.name = "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+            .description = "Password of the PKCS#12 file in AZURE_CLIENT_CERTIFICATE_PATH",
+            .sensitive = true},
+    VarSpec{.name = "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+            .description = "true or 1: the client assertion carries the certificate chain (x5c) "
+                           "for subject name + issuer authentication"},
     VarSpec{.name = "AZURE_AUTHORITY_HOST",
             .description = "Entra authority (default https://login.microsoftonline.com)"},
     VarSpec{.name = "AZURE_FEDERATED_TOKEN_FILE",
@@ -83,21 +93,26 @@ inline constexpr std::array kVariables{
     VarSpec{.name = "SSL_CERT_DIR",
             .description = "Folder of CA certificates (Linux, macOS)",
             .reader = Reader::openssl},
-    // Proxies: every spelling curl and az know, so that a user who set one learns it is unused.
+    VarSpec{.name = "TSIGN_PROXY_LOOPBACK",
+            .description = "1: send loopback traffic (localhost, 127.0.0.0/8, ::1) through the "
+                           "proxy too; for testing a proxy on one machine"},
+    // Proxies (README, "Proxies"), spelt as curl reads them: lower case wins when both are set.
     VarSpec{.name = "HTTPS_PROXY",
-            .description = "Not used: tsign connects directly (`az` still sees it)",
-            .reader = Reader::nobody},
+            .description = "Proxy for https URLs: http://[user:password@]host[:port]",
+            .url_password = true},
     VarSpec{.name = "https_proxy",
-            .description = "Not used (as HTTPS_PROXY)",
-            .reader = Reader::nobody},
-    VarSpec{
-        .name = "HTTP_PROXY", .description = "Not used (as HTTPS_PROXY)", .reader = Reader::nobody},
-    VarSpec{
-        .name = "http_proxy", .description = "Not used (as HTTPS_PROXY)", .reader = Reader::nobody},
-    VarSpec{
-        .name = "NO_PROXY", .description = "Not used (as HTTPS_PROXY)", .reader = Reader::nobody},
-    VarSpec{
-        .name = "no_proxy", .description = "Not used (as HTTPS_PROXY)", .reader = Reader::nobody},
+            .description = "As HTTPS_PROXY, and wins over it",
+            .url_password = true},
+    VarSpec{.name = "HTTP_PROXY",
+            .description = "Proxy for http URLs (the time-stamp authority), as HTTPS_PROXY",
+            .url_password = true},
+    VarSpec{.name = "http_proxy",
+            .description = "As HTTP_PROXY, and wins over it",
+            .url_password = true},
+    VarSpec{.name = "NO_PROXY",
+            .description = "Comma-separated hosts, .domains, IP addresses or networks, "
+                           "host:port, or *, reached without the proxy"},
+    VarSpec{.name = "no_proxy", .description = "As NO_PROXY, and wins over it"},
 };
 
 // Called only when a name is not in the table, which stops the compilation (a consteval
@@ -143,11 +158,16 @@ bool declared(std::string_view name);
 // cannot be declared; its value is a password (never printed).
 std::optional<std::string> get_named_by_user(const std::string& name);
 
+// `url` with the password of its user info replaced by "***" (http://user:***@host:3128); a
+// URL without a password is returned as it is. A raw '@' or '/' in the password is masked too.
+std::string mask_url_password(std::string_view url);
+
 // The --help listing: every variable with its description, sensitive ones marked.
 std::string help();
 
 // For the debug log: every declared variable tsign reads that is set in `env`, as NAME=value,
-// or "NAME (set, value hidden)" for a sensitive one. Families are left out.
+// or "NAME (set, value hidden)" for a sensitive one, NAME=masked URL for a url_password one.
+// Families are left out.
 std::string set_summary(const Lookup& env);
 
 }  // namespace tsign::env

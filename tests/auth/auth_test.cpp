@@ -10,6 +10,8 @@
 #include <fstream>
 #include <map>
 
+#include <openssl/pkcs12.h>
+
 #include "auth/auth_internal.hpp"
 #include "common/digest.hpp"
 #include "common/error.hpp"
@@ -52,6 +54,23 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 using test::RecordingLog;
+
+// A PKCS#12 file as current tools export it (OpenSSL 3 defaults: AES-256, PBKDF2, SHA-256 MAC).
+std::string pfx_of(EVP_PKEY* key, X509* cert, const std::vector<X509*>& cas,
+                   const std::string& password) {
+  STACK_OF(X509)* ca = sk_X509_new_null();
+  for (X509* c : cas) sk_X509_push(ca, c);
+  PKCS12* p12 = PKCS12_create(password.c_str(), "client", key, cert, ca, 0, 0, 0, 0, 0);
+  sk_X509_free(ca);
+  REQUIRE(p12);
+  unsigned char* der = nullptr;
+  int n = i2d_PKCS12(p12, &der);
+  PKCS12_free(p12);
+  REQUIRE(n > 0);
+  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+  OPENSSL_free(der);
+  return out;
+}
 
 }  // namespace
 
@@ -150,6 +169,100 @@ TEST_CASE("client certificate files are checked", "[auth]") {
       parse_client_certificate(test::key_pem(a.key.get()) + test::to_pem(b.cert.get()), "m.pem"),
       Catch::Contains("m.pem") && Catch::Contains("matches"));
   CHECK_THROWS_AS(load_client_certificate("/nonexistent/dir/client.pem"), InputError);
+}
+
+TEST_CASE("a PKCS#12 client certificate is read by its content, with its password", "[auth]") {
+  auto ca = test::make_cert("client ca", nullptr, true, /*rsa=*/true);
+  auto client = test::make_cert("client app", &ca, false, /*rsa=*/true);
+  const std::string pfx = pfx_of(client.key.get(), client.cert.get(), {ca.cert.get()}, "pw-0451");
+
+  // Named .pem, but PKCS#12 inside: the content decides.
+  ClientCertificate cc = parse_client_certificate(pfx, "client.pem", Secret("pw-0451"));
+  CHECK(X509_cmp(cc.cert.get(), client.cert.get()) == 0);
+  CHECK(EVP_PKEY_eq(cc.key.get(), client.key.get()) == 1);
+  REQUIRE(cc.chain.size() == 2);
+  CHECK(X509_cmp(cc.chain[0].get(), client.cert.get()) == 0);
+  CHECK(X509_cmp(cc.chain[1].get(), ca.cert.get()) == 0);
+  // And PEM named .pfx is still PEM.
+  ClientCertificate pem = parse_client_certificate(
+      test::key_pem(client.key.get()) + test::to_pem(client.cert.get()), "client.pfx");
+  CHECK(X509_cmp(pem.cert.get(), client.cert.get()) == 0);
+
+  // A wrong or missing password: an input error naming the file, never the password.
+  CHECK_THROWS_AS(parse_client_certificate(pfx, "c.pfx", Secret("guess-9137")), InputError);
+  try {
+    parse_client_certificate(pfx, "/ci/client-cert.pfx", Secret("guess-9137"));
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("/ci/client-cert.pfx") != std::string::npos);
+    CHECK(m.find("wrong password") != std::string::npos);
+    CHECK(m.find("AZURE_CLIENT_CERTIFICATE_PASSWORD") != std::string::npos);
+    CHECK(m.find("guess-9137") == std::string::npos);
+  }
+  CHECK_THROWS_WITH(parse_client_certificate(pfx, "c.pfx"),
+                    Catch::Contains("c.pfx") && Catch::Contains("needs a password"));
+  // A password-less export opens without one.
+  const std::string open = pfx_of(client.key.get(), client.cert.get(), {}, "");
+  CHECK(X509_cmp(parse_client_certificate(open, "o.pfx").cert.get(), client.cert.get()) == 0);
+  // An EC key is refused as in PEM.
+  auto ec = test::make_cert("ec client", nullptr, false, /*rsa=*/false);
+  CHECK_THROWS_WITH(
+      parse_client_certificate(pfx_of(ec.key.get(), ec.cert.get(), {}, "p"), "e.pfx", Secret("p")),
+      Catch::Contains("e.pfx") && Catch::Contains("RSA"));
+}
+
+TEST_CASE("x5c carries the certificate chain, leaf first, in standard base64 DER", "[auth]") {
+  auto root = test::make_cert("client root", nullptr, true, /*rsa=*/true);
+  auto inter = test::make_cert("client intermediate", &root, true, /*rsa=*/true);
+  auto leaf = test::make_cert("client app", &inter, false, /*rsa=*/true);
+  auto b64 = [](X509* c) { return base64_encode(test::to_der(c)); };
+  const std::string url = "https://login.microsoftonline.com/tenant/oauth2/v2.0/token";
+  auto now = SysClock::time_point(std::chrono::seconds(1'700'000'000));
+
+  // Files list chains in any order; x5c is leaf, issuer, issuer's issuer.
+  std::vector<ClientCertificate> loaded;
+  loaded.push_back(
+      parse_client_certificate(test::to_pem(root.cert.get()) + test::key_pem(leaf.key.get()) +
+                                   test::to_pem(leaf.cert.get()) + test::to_pem(inter.cert.get()),
+                               "chain.pem"));
+  loaded.push_back(parse_client_certificate(
+      pfx_of(leaf.key.get(), leaf.cert.get(), {root.cert.get(), inter.cert.get()}, "pw"),
+      "chain.pfx", Secret("pw")));
+  for (const auto& cc : loaded) {
+    auto header =
+        decode_part(split(build_client_assertion(cc, "id", url, now, true).reveal(), '.')[0]);
+    REQUIRE(header.contains("x5c"));
+    const auto& x5c = header.at("x5c").as_array();
+    REQUIRE(x5c.size() == 3);
+    CHECK(x5c[0].as_string() == b64(leaf.cert.get()));
+    CHECK(x5c[1].as_string() == b64(inter.cert.get()));
+    CHECK(x5c[2].as_string() == b64(root.cert.get()));
+    // The thumbprint stays: Entra reads it when the certificate itself is registered.
+    CHECK(header.at("x5t#S256").as_string() ==
+          base64url_encode(hash(DigestAlg::sha256, test::to_der(leaf.cert.get()))));
+    auto plain = decode_part(split(build_client_assertion(cc, "id", url, now).reveal(), '.')[0]);
+    CHECK_FALSE(plain.contains("x5c"));
+  }
+}
+
+TEST_CASE("the certificate password and send-chain switch are read as the Azure SDKs read them",
+          "[auth]") {
+  CredentialSettings s;
+  auto r = resolve_settings(s, env_of({{"AZURE_CLIENT_CERTIFICATE_PASSWORD", "from-env"},
+                                       {"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "True"}}));
+  CHECK(r.client_certificate_password.reveal() == "from-env");
+  CHECK(r.send_certificate_chain);
+  CHECK(resolve_settings(s, env_of({{"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "1"}}))
+            .send_certificate_chain);
+  CHECK_FALSE(resolve_settings(s, env_of({{"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "no"}}))
+                  .send_certificate_chain);
+  CHECK_FALSE(resolve_settings(s, env_of({})).send_certificate_chain);
+  // The inputs win over the variables.
+  s.client_certificate_password = Secret("from-input");
+  s.send_certificate_chain = true;
+  r = resolve_settings(s, env_of({{"AZURE_CLIENT_CERTIFICATE_PASSWORD", "from-env"}}));
+  CHECK(r.client_certificate_password.reveal() == "from-input");
+  CHECK(r.send_certificate_chain);
 }
 
 TEST_CASE("authority and tenant make the token URL", "[auth]") {

@@ -659,3 +659,114 @@ TEST_CASE("several time-stamp authorities: the next is asked when one fails, for
     CHECK(contents(files) == before);
   }
 }
+
+TEST_CASE(
+    "client certificate credentials: PEM, PKCS#12 with its password, x5c (subject name + "
+    "issuer)",
+    "[integration][cloud][credentials]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  const fs::path pem = emu.var("TSIGN_EMULATOR_CLIENT_CERT_PEM");
+  const fs::path pfx = emu.var("TSIGN_EMULATOR_CLIENT_CERT_PFX");
+  const std::string password = emu.var("TSIGN_EMULATOR_CLIENT_CERT_PASSWORD");
+  const fs::path state = pem.parent_path();
+  // The environment credential only: the GitHub OIDC link would also get a token.
+  const std::string only_env = "INPUT_EXCLUDE_WORKLOAD_IDENTITY_CREDENTIAL=true ";
+  auto run = [&](const std::string& sub, const std::string& extra) {
+    d.copy("pe64.exe", sub + "/a.exe");
+    d.copy("pe32.dll", sub + "/b.dll");
+    return sh(emu.action_env(d.path / sub, only_env + extra) + tsign_cmd() + " action");
+  };
+  auto verified = [&](const std::string& sub) {
+    for (auto n : {"a.exe", "b.dll"}) {
+      auto v = emu.verify(d.path / sub / n);
+      INFO(v.out);
+      CHECK(v.code == 0);
+    }
+  };
+  // The password reaches the log only on the line that tells the runner to mask it.
+  auto never_logged = [](const std::string& out, const std::string& secret) {
+    std::istringstream lines(out);
+    std::string line;
+    while (std::getline(lines, line))
+      if (line.rfind("::add-mask::", 0) != 0) CHECK(line.find(secret) == std::string::npos);
+  };
+
+  SECTION("PEM through AZURE_CLIENT_CERTIFICATE_PATH") {
+    auto r = run("pem", "AZURE_CLIENT_CERTIFICATE_PATH=" + quote(pem));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    verified("pem");
+    CHECK(emu.count("oidc") == 0);
+    CHECK(emu.count("entra") == 1);
+  }
+  SECTION("PKCS#12 through the inputs, with its password, which the log never shows") {
+    auto r = run("pfx", "INPUT_AZURE_CLIENT_CERTIFICATE_PATH=" + quote(pfx) +
+                            " INPUT_AZURE_CLIENT_CERTIFICATE_PASSWORD=" + quote(password));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    verified("pfx");
+    never_logged(r.out, password);
+    CHECK(r.out.find("::add-mask::" + password) != std::string::npos);
+    CHECK(emu.count("oidc") == 0);
+    // And through AZURE_CLIENT_CERTIFICATE_PASSWORD, as the Azure SDKs read it.
+    auto e = run("pfx-env", "AZURE_CLIENT_CERTIFICATE_PATH=" + quote(pfx) +
+                                " AZURE_CLIENT_CERTIFICATE_PASSWORD=" + quote(password));
+    INFO(e.out);
+    CHECK(e.code == 0);
+    never_logged(e.out, password);
+  }
+  SECTION("a wrong password: exit 2 naming the file, not the password; files unchanged") {
+    const std::string wrong = "wrong-pass-7731";
+    d.copy("pe64.exe", "orig.exe");
+    auto r = run("bad", "INPUT_AZURE_CLIENT_CERTIFICATE_PATH=" + quote(pfx) +
+                            " INPUT_AZURE_CLIENT_CERTIFICATE_PASSWORD=" + wrong);
+    INFO(r.out);
+    CHECK(r.code == 2);
+    CHECK(r.out.find(pfx.string()) != std::string::npos);
+    CHECK(r.out.find("wrong password") != std::string::npos);
+    never_logged(r.out, wrong);
+    CHECK(read_file(d.path / "bad/a.exe") == read_file(d.path / "orig.exe"));
+    CHECK(emu.count("entra") == 0);
+    CHECK(emu.count("sign") == 0);
+  }
+  SECTION("x5c: a renewed certificate of the registered subject from the client CA") {
+    // Same subject, same issuer, new key: not the registered certificate, so its thumbprint is
+    // unknown; with x5c the emulator trusts it by subject name + issuer.
+    auto make =
+        sh("cd " + d.q() + " && openssl req -new -newkey rsa:2048 -nodes -keyout renewed.key" +
+           " -subj '/O=tsign emulator/CN=tsign-emulator-client' -out renewed.csr 2>&1 &&" +
+           " openssl x509 -req -in renewed.csr -CA " + quote(state / "client-ca.pem") + " -CAkey " +
+           quote(state / "client-ca.key") +
+           " -days 2 -out renewed.crt 2>&1 && cat renewed.crt renewed.key " +
+           quote(state / "client-ca.pem") + " > renewed.pem" +
+           // The same subject from a self-made CA of the same name.
+           " && openssl req -x509 -newkey rsa:2048 -nodes -keyout fake-ca.key -days 2" +
+           " -subj '/O=tsign emulator/CN=tsign Emulator Client CA' -out fake-ca.pem 2>&1" +
+           " && openssl x509 -req -in renewed.csr -CA fake-ca.pem -CAkey fake-ca.key" +
+           " -days 2 -out foreign.crt 2>&1 && cat foreign.crt renewed.key fake-ca.pem" +
+           " > foreign.pem && echo made");
+    INFO(make.out);
+    REQUIRE(make.code == 0);
+    auto without = run("no-x5c", "AZURE_CLIENT_CERTIFICATE_PATH=" + d.q("renewed.pem"));
+    INFO(without.out);
+    CHECK(without.code == 3);
+    CHECK(without.out.find("AADSTS700027") != std::string::npos);
+    auto with = run("x5c", "AZURE_CLIENT_CERTIFICATE_PATH=" + d.q("renewed.pem") +
+                               " INPUT_AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true");
+    INFO(with.out);
+    REQUIRE(with.code == 0);
+    verified("x5c");
+    auto env = run("x5c-env", "AZURE_CLIENT_CERTIFICATE_PATH=" + d.q("renewed.pem") +
+                                  " AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true");
+    INFO(env.out);
+    CHECK(env.code == 0);
+    auto foreign = run("foreign", "AZURE_CLIENT_CERTIFICATE_PATH=" + d.q("foreign.pem") +
+                                      " INPUT_AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true");
+    INFO(foreign.out);
+    CHECK(foreign.code == 3);
+    CHECK(foreign.out.find("AADSTS700027") != std::string::npos);
+    d.copy("pe64.exe", "orig.exe");
+    CHECK(read_file(d.path / "foreign/a.exe") == read_file(d.path / "orig.exe"));
+  }
+}

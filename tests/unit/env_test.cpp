@@ -69,6 +69,25 @@ TEST_CASE("a sensitive variable's value is never printed", "[env]") {
   CHECK(env::help().find("s3cret") == std::string::npos);
 }
 
+TEST_CASE("a proxy URL is printed with its password masked, never whole", "[env][proxy]") {
+  auto s = env::set_summary(env_of({{"HTTPS_PROXY", "http://alice:pa55-w0rd@proxy.corp:3128"},
+                                    {"http_proxy", "http://bob:raw@at/slash@proxy:8080/"},
+                                    {"HTTP_PROXY", "http://proxy.corp:3128"},
+                                    {"NO_PROXY", ".corp,10.0.0.0/8"}}));
+  CHECK(s.find("HTTPS_PROXY=http://alice:***@proxy.corp:3128") != std::string::npos);
+  CHECK(s.find("http_proxy=http://bob:***@proxy:8080/") != std::string::npos);
+  CHECK(s.find("HTTP_PROXY=http://proxy.corp:3128") != std::string::npos);
+  CHECK(s.find("NO_PROXY=.corp,10.0.0.0/8") != std::string::npos);
+  for (auto secret : {"pa55-w0rd", "raw", "slash"}) {
+    INFO(secret);
+    CHECK(s.find(secret) == std::string::npos);
+  }
+  CHECK(env::mask_url_password("proxy:3128") == "proxy:3128");
+  CHECK(env::mask_url_password("alice@proxy:3128") == "alice@proxy:3128");  // no password
+  CHECK(env::mask_url_password("alice:x@proxy:3128") == "alice:***@proxy:3128");
+  CHECK(std::regex_search(env::help(), std::regex("HTTPS_PROXY +[^\n]*\\[password masked\\]")));
+}
+
 TEST_CASE("reading an undeclared variable is a bug, declared names and INPUT_* are read", "[env]") {
   auto p = env::process();
   CHECK_THROWS_AS(p("AZURE_TENNANT_ID"), std::logic_error);
@@ -76,7 +95,8 @@ TEST_CASE("reading an undeclared variable is a bug, declared names and INPUT_* a
   CHECK_NOTHROW(p("AZURE_TENANT_ID"));
   CHECK_NOTHROW(p("INPUT_FILES_FOLDER"));
   CHECK(env::declared("RUNNER_DEBUG"));
-  CHECK_FALSE(env::declared("HTTPS_PROXY"));  // listed as not used: tsign never reads it
+  CHECK(env::declared("HTTPS_PROXY"));
+  CHECK(env::declared("no_proxy"));
   // An injected environment goes through the same names.
   CHECK(env::get(env_of({{"RUNNER_TEMP", "/t"}}), "RUNNER_TEMP") ==
         std::optional<std::string>("/t"));

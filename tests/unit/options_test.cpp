@@ -195,6 +195,28 @@ TEST_CASE("a secret's value never appears in an error", "[cli]") {
   REQUIRE(find_option("azure-client-secret")->secret);
 }
 
+TEST_CASE("certificate credential options, and cache-dependencies accepted and ignored quietly",
+          "[cli]") {
+  REQUIRE(find_option("azure-client-certificate-password"));
+  CHECK(find_option("azure-client-certificate-password")->secret);
+  REQUIRE(find_option("azure-client-send-certificate-chain"));
+  CHECK(find_option("azure-client-send-certificate-chain")->type == OptType::boolean);
+  auto o = parse_env(env_of({{"INPUT_AZURE_CLIENT_CERTIFICATE_PASSWORD", "pw"},
+                             {"INPUT_AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true"},
+                             {"INPUT_CACHE_DEPENDENCIES", "true"}}));
+  validate(o);
+  CHECK(o.str("azure-client-certificate-password") == "pw");
+  CHECK(o.flag("azure-client-send-certificate-chain"));
+  CHECK(o.notes.empty());  // quietly
+  // The command line takes it too (a script copied from a workflow), and help leaves it out.
+  auto c = args({"--cache-dependencies=false"});
+  validate(c);
+  CHECK(c.notes.empty());
+  REQUIRE(find_option("cache-dependencies"));
+  CHECK(find_option("cache-dependencies")->ignored);
+  CHECK(options_help().find("cache-dependencies") == std::string::npos);
+}
+
 TEST_CASE("help is generated from the table", "[cli]") {
   auto h = options_help();
   for (const auto& spec : option_table()) {
