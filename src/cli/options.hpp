@@ -58,10 +58,10 @@ Options parse_env(const EnvLookup& env);
 // FALSE) and rejects unsupported options. Throws InputError naming the option.
 void validate(const Options& opts);
 
-// timestamp-rfc3161 read (docs/usage.md "Time-stamps"): the authorities to try in order for each file.
-// Empty (or not given): the default authority; "none" (any case, alone): no time-stamp, an empty
-// list. Throws InputError naming the option for an entry that is not an http(s) URL, or "none"
-// among URLs.
+// timestamp-rfc3161 read (docs/usage.md "Time-stamps"): the authorities to try in order for each
+// file. Empty (or not given): the default authority; "none" (any case, alone): no time-stamp, an
+// empty list. Throws InputError naming the option for an entry that is not an http(s) URL, or
+// "none" among URLs.
 std::vector<std::string> timestamp_urls(const Options& opts);
 
 // Help text for `tsign sign --help` / `tsign action --help`, generated from the table.

@@ -1,7 +1,7 @@
 // The emulator's Trusted Signing data plane (docs/protocol.md §3): sign, poll, certchain,
 // rootcert and eku under codesigningaccounts/{account}/certificateprofiles/{profile}, in the
-// shapes of the three api-versions (docs/usage.md "Service API versions"), with the injected faults of
-// Options. The pure decisions are in signing_rules.hpp.
+// shapes of the three api-versions (docs/usage.md "Service API versions"), with the injected faults
+// of Options. The pure decisions are in signing_rules.hpp.
 //
 // Threading: used on the emulator's io_context thread only (server.cpp).
 #pragma once

@@ -35,9 +35,9 @@ class TimestampClient {
   DigestAlg alg_;
 };
 
-// Several authorities, tried in order for each time-stamp (docs/usage.md "Time-stamps"): when one fails
-// (an HTTP error after the client's retries, a connection that cannot be made, a reply that does
-// not check), the next is asked. Threading: as TimestampClient.
+// Several authorities, tried in order for each time-stamp (docs/usage.md "Time-stamps"): when one
+// fails (an HTTP error after the client's retries, a connection that cannot be made, a reply that
+// does not check), the next is asked. Threading: as TimestampClient.
 class TimestampAuthorities {
  public:
   TimestampAuthorities(http::Client& client, const std::vector<std::string>& urls, DigestAlg alg);

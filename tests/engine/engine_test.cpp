@@ -1,8 +1,8 @@
 // The engine in-process (engine/engine.cpp), driven by a fake signer on copies of the generated PE
 // fixtures: the concurrency bound, the deadline, a 401 that stops the run, Ctrl-C once and twice
-// (docs/usage.md "Exit codes"). What users care about is asserted: the exit code, which files are signed
-// (and verify with osslsigncode), and that every other file is byte-identical with nothing left
-// beside it.
+// (docs/usage.md "Exit codes"). What users care about is asserted: the exit code, which files are
+// signed (and verify with osslsigncode), and that every other file is byte-identical with nothing
+// left beside it.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -28,8 +28,8 @@ TEST_CASE("sign every fixture cabinet with a local key: osslsigncode and tsign v
     TempDir d;
     std::string args;
     for (auto& n : names) args += " " + quote(d.copy(n).string());
-    auto r =
-        run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + args);
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest +
+                       args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(has(r.out, "4 signed, 0 failed"));

@@ -392,7 +392,8 @@ TEST_CASE("an endpoint is read as written: look-alike authorities are refused be
   CHECK(contents(files) == before);
 }
 
-// ---- Service API versions (docs/usage.md "Service API versions") --------------------------------------
+// ---- Service API versions (docs/usage.md "Service API versions")
+// --------------------------------------
 
 namespace {
 

@@ -31,8 +31,8 @@ TEST_CASE("sign every fixture PE with a local key: osslsigncode and tsign verify
                                       "pe32.dll", "pe64-overlay.exe", "pe64-signed.exe"};
     std::string args;
     for (auto& n : names) args += " " + quote(d.copy(n).string());
-    auto r =
-        run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + args);
+    auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest +
+                       args);
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK(r.out.find("6 signed, 0 failed") != std::string::npos);
@@ -79,14 +79,16 @@ TEST_CASE("append-signature nests a second signature, replace keeps one", "[inte
 TEST_CASE("PKCS#12 with the password from an environment variable", "[integration][local]") {
   TempDir d;
   auto f = d.copy("pe32.dll");
-  auto r = sh("TSIGN_TEST_PFX_PASS=test-pass " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
-              " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + quote(f.string()));
+  auto r =
+      sh("TSIGN_TEST_PFX_PASS=test-pass " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
+         " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + quote(f.string()));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(ossl_verify(f).code == 0);
   CHECK(r.out.find("test-pass") == std::string::npos);
-  auto bad = sh("TSIGN_TEST_PFX_PASS=wrong " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
-                " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + d.q("pe32.dll"));
+  auto bad =
+      sh("TSIGN_TEST_PFX_PASS=wrong " + tsign_cmd() + " sign --pfx " + fx("leaf.p12") +
+         " --pfx-password-env TSIGN_TEST_PFX_PASS --timestamp-rfc3161=none " + d.q("pe32.dll"));
   CHECK(bad.code == 2);
 }
 
@@ -94,8 +96,9 @@ TEST_CASE("tsign verify rejects a flipped byte in a section, the overlay and the
           "[integration][local]") {
   TempDir d;
   auto f = d.copy("pe64-overlay.exe");
-  REQUIRE(run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(f.string())).code ==
-          0);
+  REQUIRE(
+      run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(f.string())).code ==
+      0);
   REQUIRE(run_tsign("verify --ca " + fx("root.pem") + " " + quote(f.string())).code == 0);
   auto signed_bytes = read_file(f);
   auto unsigned_size = fs::file_size(fixture("pe64-overlay.exe"));
@@ -157,8 +160,8 @@ TEST_CASE("a missing file given explicitly is invalid input: exit 2, nothing sig
   TempDir d;
   auto good = d.copy("pe64.exe");
   auto before = read_file(good);
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(good.string()) + " " +
-                     d.q("missing.exe"));
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none " + quote(good.string()) +
+                     " " + d.q("missing.exe"));
   INFO(r.out);
   CHECK(r.code == 2);
   CHECK(r.out.find("missing.exe") != std::string::npos);
@@ -273,8 +276,9 @@ TEST_CASE("folder selection: filter, recursion, depth, dry run, skip-signed, rep
   CHECK(dry.out.find("x.dll") == std::string::npos);  // deeper than depth 1
   CHECK(read_file(d.path / "bin/app.exe") == before);
 
-  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-folder " + d.q("bin") +
-                     " --files-folder-filter '*.exe, core.dll' --report " + d.q("report.json"));
+  auto r =
+      run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --files-folder " + d.q("bin") +
+                " --files-folder-filter '*.exe, core.dll' --report " + d.q("report.json"));
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("2 signed, 0 failed") != std::string::npos);

@@ -54,8 +54,8 @@ TEST_CASE(
     CHECK(t.code == 0);
     CHECK(has(t.out, digest));
     // Again: the signature is replaced.
-    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest + " " +
-                  quote(f.string()));
+    r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --file-digest " + digest +
+                  " " + quote(f.string()));
     REQUIRE(r.code == 0);
     v = ossl_verify(f);
     CHECK(v.code == 0);
