@@ -21,20 +21,6 @@ using namespace it;
 
 namespace {
 
-// Keys take seconds to generate: the first emulator makes them, later ones start from a copy.
-fs::path emulator_state(const TempDir& d) {
-  static std::mutex mu;
-  static tsign::test::TempDir templ("emu-template");
-  std::lock_guard lock(mu);
-  if (!fs::exists(templ.path() / "state")) {
-    Emulator warmup(templ.path() / "state");
-  }
-  fs::path to = d.path / "emu";
-  fs::copy(templ.path() / "state", to, fs::copy_options::recursive);
-  fs::remove(to / "requests.log");
-  return to;
-}
-
 // A folder of samples: two 64-bit and two 32-bit PE files and one with an odd overlay.
 std::vector<fs::path> samples(const TempDir& d, const std::string& sub = "bin") {
   std::vector<fs::path> v;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -143,5 +144,21 @@ class Emulator {
   int stdin_ = -1, stdout_ = -1;
   std::map<std::string, std::string> env_;
 };
+
+// A state directory for an Emulator in `d`: keys take seconds to generate, so the first emulator
+// of the process makes them in a template and every later one starts from a copy (one template
+// per test process, however many test files ask).
+inline fs::path emulator_state(const TempDir& d) {
+  static std::mutex mu;
+  static tsign::test::TempDir templ("emu-template");
+  std::lock_guard lock(mu);
+  if (!fs::exists(templ.path() / "state")) {
+    Emulator warmup(templ.path() / "state");
+  }
+  fs::path to = d.path / "emu";
+  fs::copy(templ.path() / "state", to, fs::copy_options::recursive);
+  fs::remove(to / "requests.log");
+  return to;
+}
 
 }  // namespace it

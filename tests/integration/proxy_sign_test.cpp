@@ -16,20 +16,6 @@ using namespace it;
 
 namespace {
 
-// Keys take seconds to generate: the first emulator makes them, later ones start from a copy.
-fs::path emulator_state(const TempDir& d) {
-  static std::mutex mu;
-  static tsign::test::TempDir templ("emu-proxy-template");
-  std::lock_guard lock(mu);
-  if (!fs::exists(templ.path() / "state")) {
-    Emulator warmup(templ.path() / "state");
-  }
-  fs::path to = d.path / "emu";
-  fs::copy(templ.path() / "state", to, fs::copy_options::recursive);
-  fs::remove(to / "requests.log");
-  return to;
-}
-
 // Every loopback port the emulator's variables name (its https and its time-stamp server).
 std::set<int> emulator_ports(const Emulator& emu) {
   std::set<int> ports;
