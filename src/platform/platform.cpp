@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "common/error.hpp"
@@ -107,7 +109,25 @@ void load_trust_roots(X509_STORE* store) {
   }
 #else
   X509_STORE_set_default_paths(store);
+  // SSL_CERT_DIR, when set, is OpenSSL's to read; the probe only stands in for a missing file.
+  if (auto extra = extra_ca_bundle(X509_get_default_cert_file())) {
+    // A bundle that fails half-way still added the certificates before the bad one; the
+    // handshake or the chain check then names what is not trusted.
+    if (X509_STORE_load_file(store, extra->c_str()) != 1) ERR_clear_error();
+  }
 #endif
+}
+
+std::optional<fs::path> extra_ca_bundle(const fs::path& openssl_default,
+                                        std::span<const std::string_view> candidates) {
+  std::error_code ec;
+  if (fs::is_regular_file(openssl_default, ec)) return std::nullopt;
+  for (std::string_view c : candidates) {
+    fs::path p(c);
+    // Readable, not just present: a bundle only root can read would load nothing.
+    if (fs::is_regular_file(p, ec) && std::ifstream(p, std::ios::binary).good()) return p;
+  }
+  return std::nullopt;
 }
 
 void load_trust_roots(SSL_CTX* ctx) {

@@ -4,9 +4,11 @@
 // src/ may use POSIX- or Win32-only APIs.
 #pragma once
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,8 +34,29 @@ void setup_console();
 std::vector<std::string> args_utf8(int argc, char** argv);
 
 // Adds the platform's trusted roots to an OpenSSL context: SSL_CERT_FILE when set, else the
-// system store (the Windows ROOT store on Windows, OpenSSL's default paths elsewhere).
+// system store (the Windows ROOT store on Windows, OpenSSL's default paths elsewhere, plus the
+// system's own CA bundle when OpenSSL's compiled-in one is missing: see kSystemCaBundles).
 void load_trust_roots(SSL_CTX* ctx);
 void load_trust_roots(X509_STORE* store);
+
+// Where Unix systems keep their CA bundle, probed in this order. A released binary carries the
+// OpenSSL of the machine that built it, whose compiled-in bundle path (Alpine's /etc/ssl/cert.pem
+// for the static Linux build, Homebrew's prefix for macOS) need not exist where it runs: RHEL and
+// Fedora keep theirs under /etc/pki, macOS without Homebrew has only /etc/ssl/cert.pem
+// (docs/usage.md, "Credentials, hosts and trust").
+inline constexpr std::array<std::string_view, 6> kSystemCaBundles = {
+    "/etc/ssl/certs/ca-certificates.crt",                 // Debian, Ubuntu, Alpine, Arch, Gentoo
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  // RHEL, CentOS, Rocky, Alma, Fedora
+    "/etc/pki/tls/certs/ca-bundle.crt",                   // older RHEL and Fedora
+    "/etc/ssl/ca-bundle.pem",                             // openSUSE, SLES
+    "/etc/pki/tls/cacert.pem",                            // OpenELEC
+    "/etc/ssl/cert.pem",                                  // macOS, Alpine, FreeBSD
+};
+
+// The bundle to load besides OpenSSL's default paths: none when OpenSSL's own file
+// (`openssl_default`) exists, else the first of `candidates` that is a readable file.
+std::optional<std::filesystem::path> extra_ca_bundle(
+    const std::filesystem::path& openssl_default,
+    std::span<const std::string_view> candidates = kSystemCaBundles);
 
 }  // namespace tsign::platform
