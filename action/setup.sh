@@ -17,6 +17,8 @@
 # Inputs arrive through the environment only (action.yml's env:), never pasted into this script:
 #   TSIGN_ACTION_PATH, TSIGN_ACTION_REPOSITORY, TSIGN_RUNNER_OS, TSIGN_RUNNER_ARCH, TSIGN_PATH,
 #   TSIGN_DOWNLOAD_URL, and the runner's RUNNER_TOOL_CACHE, RUNNER_TEMP, GITHUB_OUTPUT.
+#   TSIGN_DOWNLOAD_TIMEOUT (seconds, default 300), set by a workflow's env: when it needs to, bounds
+#   the download: no attempt lasts longer, and no retry starts after it.
 # Runs with bash on Linux, macOS and Windows (Git Bash).
 set -euo pipefail
 
@@ -126,25 +128,36 @@ if [ -z "$base" ]; then
 fi
 url="${base%/}/$asset"
 
+max_time=${TSIGN_DOWNLOAD_TIMEOUT:-300}
+[[ "$max_time" =~ ^[1-9][0-9]{0,5}$ ]] ||
+  fail "TSIGN_DOWNLOAD_TIMEOUT is '$max_time', not a number of seconds (1 to 999999)"
+
 # The marker goes first, so an interrupted run leaves a cold cache rather than a half-written warm one.
 rm -f "$marker"
 mkdir -p "$dir"
-part="$dir/$exe_name.download"
-rm -f "$part"
+# A file of its own: jobs that share a tool cache (several runners on one self-hosted machine) may
+# download at the same time, and one must not delete or rename the other's partial file.
+part=$(mktemp "$dir/$exe_name.download.XXXXXX") || fail "cannot create a temporary file in $dir"
+trap 'rm -f "$part"' EXIT
 echo "tsign $version ($asset): downloading $url"
 curl --fail --location --silent --show-error --retry 5 --retry-connrefused --connect-timeout 30 \
-  --output "$part" "$url" || {
+  --max-time "$max_time" --retry-max-time "$max_time" --output "$part" "$url" || {
   rc=$?
-  rm -f "$part"
+  [ "$rc" != 28 ] ||
+    fail "the download of $url did not finish within $max_time s (TSIGN_DOWNLOAD_TIMEOUT); check the network or tsign-download-url"
   fail "could not download $url (curl exit $rc); check tsign-download-url, or that release v$version has the asset $asset"
 }
 actual=$(sha256_of "$part")
 if [ "$actual" != "$expected" ]; then
-  rm -f "$part"
   fail "checksum mismatch for $asset from $url: SHA-256 $actual, but dist/checksums.sha256 at this action's ref says $expected. Nothing was run or signed."
 fi
-chmod +x "$part"
-mv -f "$part" "$exe"
+chmod 755 "$part"
+# Another job may have put the same checked binary there first, and Windows refuses to replace an
+# executable that is running: then the one in place is used if it is the release.
+if ! mv -f "$part" "$exe" 2>/dev/null; then
+  [ -f "$exe" ] && [ "$(sha256_of "$exe")" = "$expected" ] ||
+    fail "cannot put the downloaded tsign at $exe"
+fi
 # Written last: its presence means the directory holds a complete, checked binary.
 : >"$marker"
 echo "tsign $version ($asset): SHA-256 $actual matches; cached in $dir"

@@ -31,12 +31,12 @@ done
 
 mkdir -p "$work_root"
 work=$(mktemp -d "$work_root/action-harness.XXXXXX")
-http_pid="" emu_pid="" drain_pids=()
+http_pid="" emu_pid="" held_pid="" drain_pids=()
 cleanup() {
   local status=$? pid
   # A killed server's `wait` returns 143; errexit must not cut the cleanup short.
   set +e
-  for pid in "$http_pid" "$emu_pid"; do
+  for pid in "$http_pid" "$emu_pid" "$held_pid"; do
     if [ -n "$pid" ]; then
       kill "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
@@ -272,6 +272,64 @@ run_case macos-x64 "$work/action-good" "$work/tool-cache-mac" "$(inputs_for "$wo
 [ "$rc" != 0 ] && grep -q "^::error title=tsign setup::no tsign release for runner.os 'macOS' and runner.arch 'X64'" "$out/log" ||
   { cat "$out/log"; fail "macOS/X64: expected a clear error"; }
 ok "macOS/X64 (no release asset): a clear ::error:: naming tsign-path"
+
+# --- a release server that holds its answers (held_release.py) -------------------------------------
+go="$work/held-go"
+mkfifo "$work/held.out"
+"$py" -u "$here/held_release.py" "$work/release" "$go" >"$work/held.out" 2>"$work/held.log" &
+held_pid=$!
+exec 3<"$work/held.out"
+IFS= read -r line <&3 || fail "the held release server did not start: $(cat "$work/held.log")"
+held_url="http://127.0.0.1:${line#port }"
+exec 3<&-
+held_gets() { grep -c "^GET /$1\$" "$work/held.log" || true; }
+
+# 7. A download that stalls is abandoned after TSIGN_DOWNLOAD_TIMEOUT, with a clear error; nothing
+#    is cached and tsign does not run.
+make_bin "$work/bin7"
+before=$(tree_digest "$work/bin7")
+TSIGN_DOWNLOAD_TIMEOUT=2 run_case stalled "$work/action-good" "$work/tool-cache-stalled" \
+  "$(inputs_for "$work/bin7" "$("$py" -c 'import json,sys; print(json.dumps({"tsign-download-url": sys.argv[1]}))' "$held_url")")"
+[ "$rc" != 0 ] || fail "stalled: the action succeeded without its binary"
+grep -q "^::error title=tsign setup::the download of $held_url/tsign-linux-x64 did not finish within 2 s (TSIGN_DOWNLOAD_TIMEOUT)" "$out/log" ||
+  { cat "$out/log"; fail "stalled: no ::error:: naming the time bound"; }
+[ "$(json "$out/result.json" '[s["id"] for s in d["steps"]]')" = "['setup']" ] || fail "stalled: a step after setup ran"
+[ -z "$(find "$work/tool-cache-stalled" -type f)" ] || fail "stalled: a partial download stayed in the tool cache"
+[ "$(tree_digest "$work/bin7")" = "$before" ] || fail "stalled: files changed"
+ok "a stalled download: abandoned after TSIGN_DOWNLOAD_TIMEOUT=2 with a clear ::error::, nothing cached"
+
+# 8. Two jobs share one tool cache (one self-hosted machine) and download at the same time: job A's
+#    download is held half-way while job B downloads, checks, caches and signs; then A finishes.
+#    Both must sign: neither may delete or rename the other's partial file.
+shared="$work/tool-cache-shared"
+make_bin "$work/bin8a"
+make_bin "$work/bin8b"
+a_inputs=$(inputs_for "$work/bin8a" "$("$py" -c 'import json,sys; print(json.dumps({"tsign-download-url": sys.argv[1]}))' "$held_url")")
+n_held=$(held_gets tsign-linux-x64)
+(run_case shared-a "$work/action-good" "$shared" "$a_inputs"; echo "$rc" >"$work/rc-a") &
+a_pid=$!
+# Wait for A's request to reach the server and its partial file to appear (an event, not a delay).
+for _ in $(seq 600); do
+  [ "$(held_gets tsign-linux-x64)" -gt "$n_held" ] &&
+    [ -n "$(find "$shared" -name 'tsign.download*' -size +0 2>/dev/null)" ] && break
+  kill -0 "$a_pid" 2>/dev/null || break
+  "$py" -c 'import time; time.sleep(0.05)'
+done
+[ -n "$(find "$shared" -name 'tsign.download*' -size +0 2>/dev/null)" ] ||
+  { cat "$work/run-shared-a/log" 2>/dev/null; fail "shared: job A's download never started"; }
+run_case shared-b "$work/action-good" "$shared" "$(inputs_for "$work/bin8b")"
+rc_b=$rc
+: >"$go"
+wait "$a_pid"
+rc_a=$(cat "$work/rc-a")
+[ "$rc_b" = 0 ] || { cat "$work/run-shared-b/log"; fail "shared: job B failed (exit $rc_b)"; }
+[ "$rc_a" = 0 ] || { cat "$work/run-shared-a/log"; fail "shared: job A failed (exit $rc_a) after B downloaded into the same cache"; }
+verify_all shared-a "$work/bin8a"
+verify_all shared-b "$work/bin8b"
+[ -f "$shared/tsign/$version/x64.complete" ] && cmp -s "$shared/tsign/$version/x64/tsign" "$tsign" ||
+  fail "shared: the cache does not hold the release binary with its marker"
+[ -z "$(find "$shared" -name 'tsign.download*')" ] || fail "shared: a partial download was left behind"
+ok "two jobs downloading into one tool cache at once: both sign, one complete binary cached"
 
 echo "action harness: $passed checks passed"
 echo "$passed passed, 0 failed"
