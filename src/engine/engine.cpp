@@ -429,7 +429,13 @@ class Run {
     Prepared p;
     const auto name = platform::to_utf8(r.path);
     // A link is never replaced: everything is read from and written to its target.
-    p.file = formats::open(r.target);
+    try {
+      p.file = formats::open(r.target);
+    } catch (const Error&) {
+      // Recognised but malformed: still counted with its kind in the summary and the report.
+      r.format = std::string(formats::recognised_format(r.target));
+      throw;
+    }
     r.format = std::string(p.file->format_name());
     r.bytes = p.file->size();
     if (!settings_.dry_run && platform::is_read_only(r.target))

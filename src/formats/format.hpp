@@ -129,6 +129,11 @@ std::unique_ptr<SignableFile> open(const std::filesystem::path& path,
 // True if some format recognises the content (for the file selection; never throws for I/O).
 bool is_supported(const std::filesystem::path& path);
 
+// The report name ("pe") of the format `open` would pick for `path`, or empty when none would (or
+// the file cannot be read). Never throws: it names the format of a file `open` refused as
+// malformed, so the summary counts it with its kind.
+std::string_view recognised_format(const std::filesystem::path& path);
+
 // For a file no format recognises: what signtool would sign it as, by its extension, when tsign
 // does not sign that kind yet ("a PowerShell script"), so a folder scan can list it as skipped
 // with a warning instead of leaving it unsigned without a word. Empty for every other file.

@@ -21,6 +21,9 @@ namespace {
 
 struct Format {
   std::string_view name;  // as listed to the user
+  // As in the JSON report and the summary (SignableFile::format_name), also for a file that is
+  // recognised but then refused as malformed.
+  std::string_view report_name;
   // Content detection (reads the first bytes). Null for a format content cannot tell apart
   // (a script is any text): it is chosen by `extensions` instead, after every content check.
   bool (*detect)(platform::ReadFile&);
@@ -33,25 +36,27 @@ struct Format {
 
 // Content formats are tried in order, the first match wins; then the name-chosen ones.
 constexpr std::array kFormats{
-    Format{"PE", &pe::detect, {}, &pe::open},
-    Format{"CAB", &cab::detect, {}, &cab::open},
-    Format{"MSI", &msi::detect, {}, &msi::open},
-    Format{"CAT", &cat::detect, {}, &cat::open},
+    Format{"PE", "pe", &pe::detect, {}, &pe::open},
+    Format{"CAB", "cab", &cab::detect, {}, &cab::open},
+    Format{"MSI", "msi", &msi::detect, {}, &msi::open},
+    Format{"CAT", "cat", &cat::detect, {}, &cat::open},
     // A zip naming AppxManifest.xml or AppxBundleManifest.xml (.appx .msix .appxbundle
     // .msixbundle).
-    Format{"APPX", &appx::detect, ".appx .msix .appxbundle .msixbundle", &appx::open},
-    Format{"PowerShell", nullptr, script::style(script::Family::powershell).extensions,
+    Format{"APPX", "appx", &appx::detect, ".appx .msix .appxbundle .msixbundle", &appx::open},
+    Format{"PowerShell", script::style(script::Family::powershell).name, nullptr,
+           script::style(script::Family::powershell).extensions,
            &script::open<script::Family::powershell>},
-    Format{"PowerShell XML", nullptr, script::style(script::Family::powershell_xml).extensions,
+    Format{"PowerShell XML", script::style(script::Family::powershell_xml).name, nullptr,
+           script::style(script::Family::powershell_xml).extensions,
            &script::open<script::Family::powershell_xml>},
-    Format{"MOF", nullptr, script::style(script::Family::mof).extensions,
-           &script::open<script::Family::mof>},
-    Format{"JScript", nullptr, script::style(script::Family::js).extensions,
-           &script::open<script::Family::js>},
-    Format{"VBScript", nullptr, script::style(script::Family::vbs).extensions,
-           &script::open<script::Family::vbs>},
-    Format{"WSF", nullptr, script::style(script::Family::wsf).extensions,
-           &script::open<script::Family::wsf>},
+    Format{"MOF", script::style(script::Family::mof).name, nullptr,
+           script::style(script::Family::mof).extensions, &script::open<script::Family::mof>},
+    Format{"JScript", script::style(script::Family::js).name, nullptr,
+           script::style(script::Family::js).extensions, &script::open<script::Family::js>},
+    Format{"VBScript", script::style(script::Family::vbs).name, nullptr,
+           script::style(script::Family::vbs).extensions, &script::open<script::Family::vbs>},
+    Format{"WSF", script::style(script::Family::wsf).name, nullptr,
+           script::style(script::Family::wsf).extensions, &script::open<script::Family::wsf>},
 };
 
 // What signtool signs and tsign does not yet, by extension (docs/formats.md): a folder scan lists
@@ -114,6 +119,16 @@ std::unique_ptr<SignableFile> open(const std::filesystem::path& path,
                     " (tsign signs " + supported_list() + ")");
   }
   return fmt->open(path);
+}
+
+std::string_view recognised_format(const std::filesystem::path& path) {
+  try {
+    platform::ReadFile f(path);
+    const Format* fmt = find(f, path);
+    return fmt ? fmt->report_name : std::string_view();
+  } catch (const std::exception&) {
+    return {};
+  }
 }
 
 bool is_supported(const std::filesystem::path& path) {

@@ -216,10 +216,16 @@ struct Counts {
 std::string counts_table(const std::string& title, const std::map<std::string, Counts>& groups,
                          std::size_t rows) {
   std::vector<std::pair<std::string, Counts>> v(groups.begin(), groups.end());
+  // Too many to show: the groups with failures first (a reader looks for those), then the
+  // largest; the rest are summed in one row.
   if (v.size() > rows)
     std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      if (a.second.n[1] != b.second.n[1]) return a.second.n[1] > b.second.n[1];
       return a.second.total() > b.second.total();
     });
+  else  // by name, the files of no recognised format last
+    std::stable_partition(v.begin(), v.end(),
+                          [](const auto& g) { return g.first != kUnrecognised; });
   std::string t = "| " + title + " | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n";
   for (std::size_t i = 0; i < v.size() && i < rows; ++i)
     t += "| " + escape_markdown(v[i].first) + " | " + std::to_string(v[i].second.n[0]) + " | " +
@@ -265,25 +271,30 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
     head << "> **The deadline passed**: files not signed by then are unchanged.\n\n";
   if (!ctx.report_error.empty()) head << "> **" << escape_markdown(ctx.report_error) << "**\n\n";
 
-  std::string failures, skipped;
+  std::string failures, failures_more, skipped;
+  std::size_t n_failed = 0;
   std::map<std::string, Counts> by_format, by_folder;
   for (const auto& f : r.files) {
     if (f.status == Status::failed)
-      failures += "- " + code_span(name_of(f.path)) + ": " + escape_markdown(f.error) + "\n";
+      (n_failed++ < kSummaryFailuresShown ? failures : failures_more) +=
+          "- " + code_span(name_of(f.path)) + ": " + escape_markdown(f.error) + "\n";
     else if (f.status == Status::skipped && !f.error.empty())
       skipped += "- " + code_span(name_of(f.path)) + ": " + escape_markdown(f.error) + "\n";
-    if (!f.format.empty()) by_format[f.format].add(f.status);
+    by_format[f.format.empty() ? std::string(kUnrecognised) : f.format].add(f.status);
     auto folder = std::filesystem::path(name_of(f.path)).parent_path();
     by_folder[folder.empty() ? "." : platform::to_utf8(folder)].add(f.status);
   }
 
   // Counts by format and by folder: which kind, which part of the build.
   std::string counts;
-  if (!by_format.empty()) counts += counts_table("Format", by_format, kSummaryGroups);
+  // Every file counts in the Format table, so its rows add up to the headline; it is left out
+  // when no file's format was recognised at all (nothing to tell by format).
+  if (!by_format.empty() && !(by_format.size() == 1 && by_format.count(std::string(kUnrecognised))))
+    counts += counts_table("Format", by_format, kSummaryGroups);
   if (by_folder.size() > 1) counts += counts_table("Folder", by_folder, kSummaryGroups);
 
   std::ostringstream details;
-  details << "| | |\n|---|---|\n";
+  details << "| Run | |\n|---|---|\n";
   if (!ctx.endpoint.empty()) details << "| Endpoint | " << escape_markdown(ctx.endpoint) << " |\n";
   if (!ctx.account.empty()) details << "| Account | " << escape_markdown(ctx.account) << " |\n";
   if (!ctx.profile.empty())
@@ -317,8 +328,15 @@ std::string summary_markdown(const engine::RunResult& r, const engine::ReportCon
   std::string out = head.str();
   const std::size_t fixed = out.size() + counts.size() + details.str().size() + 2048;
   std::size_t room = limit > fixed ? limit - fixed : 0;
+  // The first failures are listed, the others folded: the counts below stay near the top.
+  if (!failures_more.empty())
+    failures += "\n<details><summary>" + std::to_string(n_failed - kSummaryFailuresShown) +
+                " more failures</summary>\n\n" + failures_more + "\n</details>\n";
   std::string fail_part =
-      failures.empty() ? "" : bounded("### Failures\n\n" + failures + "\n", room / 2, "failures");
+      failures.empty()
+          ? ""
+          : bounded("### Failures (" + std::to_string(n_failed) + ")\n\n" + failures + "\n",
+                    room / 2, "failures");
   room -= std::min(room, fail_part.size());
   std::string skip_part =
       skipped.empty() ? "" : bounded("### Skipped\n\n" + skipped + "\n", room / 2, "skipped files");

@@ -47,12 +47,17 @@ std::string outputs_text(const engine::RunResult& r, const std::string& report_p
 std::string checksums_text(const engine::RunResult& r);
 
 // Markdown job summary (README "Outputs and the job summary"), kept under `limit` bytes: the totals
-// and what stopped the run, the failures, counts by format and by folder (kSummaryGroups rows at
-// most each), the run's details, the skipped files, then one row per file -- folded into <details>
-// past kSummaryUnfoldedRows files; rows past the limit become "…and N more". Names are shown
-// relative to ctx.base (the workspace) when inside it.
+// and what stopped the run, the failures (kSummaryFailuresShown listed, the others folded), counts
+// by format and by folder (kSummaryGroups rows at most each, groups with failures first; they add
+// up to the totals), the run's details, the skipped files, then one row per file -- folded into
+// <details> past kSummaryUnfoldedRows files; rows past the limit become "…and N more". Names are
+// shown relative to ctx.base (the workspace) when inside it.
 constexpr std::size_t kSummaryGroups = 20;
 constexpr std::size_t kSummaryUnfoldedRows = 200;
+// Failures listed before the counts; the others follow folded in <details>.
+constexpr std::size_t kSummaryFailuresShown = 20;
+// The Format table's row for files whose format was never recognised (they failed before).
+constexpr std::string_view kUnrecognised = "not recognised";
 std::string summary_markdown(const engine::RunResult& r, const engine::ReportContext& ctx,
                              std::size_t limit = 1000 * 1000);
 

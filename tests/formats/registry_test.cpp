@@ -73,3 +73,23 @@ TEST_CASE("scripts are chosen by name, app packages by content or name: nothing 
   CHECK(message.rfind(app.string() + ": ", 0) == 0);
   CHECK(message.find("not a supported file format") == std::string::npos);
 }
+
+TEST_CASE("recognised_format names the kind of a file open refuses as malformed", "[registry]") {
+  tsign::test::TempDir tmp("registry");
+  // A truncated PE: open refuses it, but it is a PE (the summary counts it as one).
+  auto pe = tsign::test::read_all(fixture("pe64.dll"));
+  pe.resize(700);
+  tsign::test::write_all(tmp / "broken.dll", pe);
+  CHECK_THROWS_AS(tsign::formats::open(tmp / "broken.dll"), tsign::FileError);
+  CHECK(tsign::formats::recognised_format(tmp / "broken.dll") == "pe");
+  // A script in an encoding tsign refuses: chosen by its extension.
+  tsign::test::write_all(tmp / "be.ps1", {0xfe, 0xff, 0x00, 'W'});
+  CHECK_THROWS_AS(tsign::formats::open(tmp / "be.ps1"), tsign::FileError);
+  CHECK(tsign::formats::recognised_format(tmp / "be.ps1") == "powershell");
+  CHECK(tsign::formats::recognised_format(fixture("msi.msi")) == "msi");
+  // Nothing to name: unknown content, a missing file, a directory.
+  tsign::test::write_all(tmp / "notes.exe", {'t', 'e', 'x', 't'});
+  CHECK(tsign::formats::recognised_format(tmp / "notes.exe").empty());
+  CHECK(tsign::formats::recognised_format(tmp / "missing.exe").empty());
+  CHECK(tsign::formats::recognised_format(tmp.path()).empty());
+}

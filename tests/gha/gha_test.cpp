@@ -3,6 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
 #include <sstream>
 
 #include "engine/engine.hpp"
@@ -111,12 +116,12 @@ TEST_CASE("summary: counts by format, and each file's format in the table", "[gh
   script.path = "tools/x.ps1";
   script.status = Status::skipped;
   script.error = "skipped: a PowerShell script";
-  r.files.push_back(script);  // no format: not counted by format
+  r.files.push_back(script);  // no format: counted as not recognised, last
   auto md = gha::summary_markdown(r, {});
   // Formats in the order the registry lists them would need the registry; by name is stable.
   CHECK(md.find("| Format | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n"
-                "| cab | 1 | 0 | 0 |\n| msi | 1 | 1 | 0 |\n| pe | 2 | 0 | 0 |\n") !=
-        std::string::npos);
+                "| cab | 1 | 0 | 0 |\n| msi | 1 | 1 | 0 |\n| pe | 2 | 0 | 0 |\n"
+                "| not recognised | 0 | 0 | 1 |\n") != std::string::npos);
   CHECK(md.find("| Folder | Signed | Failed | Skipped |") != std::string::npos);
   CHECK(md.find("| bin | 4 | 1 | 0 |\n| tools | 0 | 0 | 1 |") != std::string::npos);
   CHECK(md.find("| File | Format | Size | Result | Time |") != std::string::npos);
@@ -216,4 +221,138 @@ TEST_CASE("exit codes: the most severe wins (2, 3, then 128+N, 4, 1)", "[gha][ex
   CHECK(static_cast<int>(r.exit_code()) == 130);
   r.fatal_code = ExitCode::auth;
   CHECK(r.exit_code() == ExitCode::auth);
+}
+
+// --- the summary as GitHub renders it ---------------------------------------------------------
+// GitHub renders job summaries with cmark-gfm (GitHub Flavored Markdown, tables extension, raw
+// HTML such as <details> allowed). These cases render with the same engine (Debian's cmark-gfm,
+// installed by scripts/setup) and check what a reader sees, not the Markdown source:
+// scripts/render-summary takes screenshots of the same renderings for a person to look at.
+namespace {
+std::string render_gfm(const std::string& md) {
+  namespace fs = std::filesystem;
+  std::random_device rd;
+  fs::path dir = fs::temp_directory_path() / ("tsign-gfm-" + std::to_string(rd()));
+  fs::create_directories(dir);
+  { std::ofstream(dir / "in.md", std::ios::binary) << md; }
+  std::string cmd = "cmark-gfm --unsafe -e table -e strikethrough -e autolink '" +
+                    (dir / "in.md").string() + "' > '" + (dir / "out.html").string() + "'";
+  int rc = std::system(cmd.c_str());
+  std::ifstream in(dir / "out.html", std::ios::binary);
+  std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove_all(dir);
+  if (rc != 0) FAIL("cmark-gfm failed or is not installed (scripts/setup installs it): " << cmd);
+  return html;
+}
+std::size_t count(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("rendered by GitHub's Markdown engine: every table is a table, the long one folded",
+          "[gha][render]") {
+  auto r = run_of(10000, "/home/runner/work/app/app/out/bin/lib");
+  for (std::size_t i = 0; i < r.files.size(); ++i) {
+    if (i % 2)
+      r.files[i].path = "/home/runner/work/app/app/out/plugins/p" + std::to_string(i) + ".dll";
+    r.files[i].format = "pe";
+  }
+  engine::ReportContext ctx;
+  ctx.base = "/home/runner/work/app/app";
+  auto md = gha::summary_markdown(r, ctx);
+  auto html = render_gfm(md);
+  INFO(md.substr(0, 3000));
+  // As many HTML tables as Markdown tables: none fell apart into paragraphs of pipes.
+  std::size_t md_tables = 0;
+  std::istringstream lines(md);
+  for (std::string line, prev; std::getline(lines, line); prev = line)
+    if (line.rfind("|---", 0) == 0 || line.rfind("| ---", 0) == 0 || line.rfind("|:--", 0) == 0)
+      ++md_tables;
+  CHECK(md_tables >= 3);
+  CHECK(count(html, "<table>") == md_tables);
+  CHECK(html.find("| ") == std::string::npos);  // no table row left as text
+  // The per-file table is inside <details>, after the failures and the counts.
+  auto details = html.find("<details><summary>All 10000 files</summary>");
+  REQUIRE(details != std::string::npos);
+  CHECK(html.find("<table>", details) != std::string::npos);
+  CHECK(html.find("Failures") < details);
+  CHECK(html.find("<td>out/bin</td>") < details);  // the folder counts, above the fold
+  CHECK(html.find("<td>out/bin/lib0.dll</td>") > details);
+  // 1000 failures: the first few listed, the rest folded, so the counts stay near the top.
+  auto more = html.find("<details><summary>980 more failures</summary>");
+  REQUIRE(more != std::string::npos);
+  CHECK(count(html.substr(0, more), "<li>") == 20);
+  CHECK(more < html.find("<td>out/bin</td>"));
+  CHECK(html.find("/home/runner") == std::string::npos);
+  CHECK(md.size() < 1024 * 1024);
+}
+
+TEST_CASE("rendered by GitHub's Markdown engine: hostile names show as they are", "[gha][render]") {
+  RunResult r;
+  for (std::string name : {"bin/x|y.dll", "bin/<img src=x onerror=alert(1)>.dll",
+                           "bin/my_tool*[v2](u).dll", "bin/a`b.dll", "bin/**bold**.dll"}) {
+    FileResult ok;
+    ok.path = name;
+    ok.status = Status::signed_ok;
+    ok.bytes = 2048;
+    r.files.push_back(ok);
+    FileResult bad = ok;
+    bad.path = name + ".bad.dll";
+    bad.status = Status::failed;
+    bad.error = "not a supported file format (PE)";
+    r.files.push_back(bad);
+  }
+  auto html = render_gfm(gha::summary_markdown(r, {}));
+  INFO(html);
+  CHECK(html.find("<img") == std::string::npos);  // no markup from a name reaches the page
+  CHECK(html.find("<strong>bold") == std::string::npos);
+  CHECK(html.find("<em>") == std::string::npos);
+  CHECK(html.find("<a href") == std::string::npos);
+  // In table cells (escaped) and in the failure list (code spans) the text is the name.
+  CHECK(html.find("<td>bin/x|y.dll</td>") != std::string::npos);
+  CHECK(html.find("<td>bin/my_tool*[v2](u).dll</td>") != std::string::npos);
+  CHECK(html.find("<td>bin/**bold**.dll</td>") != std::string::npos);
+  CHECK(html.find("<td>bin/&lt;img src=x onerror=alert(1)&gt;.dll</td>") != std::string::npos);
+  CHECK(html.find("<code>bin/x|y.dll.bad.dll</code>") != std::string::npos);
+  CHECK(html.find("<code>bin/a`b.dll.bad.dll</code>") != std::string::npos);
+  CHECK(html.find("<code>bin/&lt;img src=x onerror=alert(1)&gt;.dll.bad.dll</code>") !=
+        std::string::npos);
+}
+
+TEST_CASE("summary counts add up to the headline, and a folder with failures is never cut",
+          "[gha]") {
+  RunResult r;
+  // 30 folders of 5 signed files, then one small folder with a failure; two files whose format
+  // was never recognised (they failed before it could be).
+  for (int d = 0; d < 30; ++d)
+    for (int i = 0; i < 5; ++i) {
+      FileResult f;
+      f.path = "big" + std::to_string(d) + "/f" + std::to_string(i) + ".dll";
+      f.format = "pe";
+      f.status = Status::signed_ok;
+      r.files.push_back(f);
+    }
+  FileResult bad;
+  bad.path = "small/broken.dll";
+  bad.status = Status::failed;
+  bad.error = "the section table ends outside the file";
+  r.files.push_back(bad);
+  bad.path = "small/cut.msi";
+  r.files.push_back(bad);
+  auto md = gha::summary_markdown(r, {});
+  INFO(md);
+  CHECK(md.find("### Failures (2)") != std::string::npos);
+  // Every file is counted in the Format table, recognised or not.
+  CHECK(md.find("| pe | 150 | 0 | 0 |") != std::string::npos);
+  CHECK(md.find("| not recognised | 0 | 2 | 0 |") != std::string::npos);
+  // 31 folders, 20 rows: the folder with the failures is a row of its own, first.
+  auto folders = md.find("| Folder | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n");
+  REQUIRE(folders != std::string::npos);
+  const std::string header = "| Folder | Signed | Failed | Skipped |\n|---|---:|---:|---:|\n";
+  CHECK(md.compare(folders + header.size(), 22, "| small | 0 | 2 | 0 |\n") == 0);
+  CHECK(md.find("| …11 more | 55 | 0 | 0 |") != std::string::npos);
+  // The run's table has a header a reader can read.
+  CHECK(md.find("| Run | |\n|---|---|\n") != std::string::npos);
 }

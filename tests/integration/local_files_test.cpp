@@ -186,10 +186,14 @@ TEST_CASE(
   CHECK(summary.find("my_tool[v2].exe`: not a supported file format") != std::string::npos);
   auto failures = summary.find("### Failures");
   REQUIRE(failures != std::string::npos);
-  const auto section = summary.substr(failures, summary.find("\n\n", failures + 14) - failures);
+  // The section: its heading, a blank line, the list up to the next blank line.
+  const auto list = summary.find("\n\n", failures) + 2;
+  const auto section = summary.substr(failures, summary.find("\n\n", list) - failures);
   CHECK(section.find("my_tool[v2].exe") != std::string::npos);
   CHECK(section.find("my\\_tool") == std::string::npos);
   CHECK(summary.find("could not be written") != std::string::npos);
+  // Counted by format too, so the Format table adds up to the headline.
+  CHECK(summary.find("| pe | 1 | 0 | 0 |\n| not recognised | 0 | 1 | 0 |") != std::string::npos);
 }
 TEST_CASE(
     "tsign action: with no filter every file of a format tsign signs is signed, scripts by name, "
@@ -201,6 +205,9 @@ TEST_CASE(
   fs::create_directories(d.path / "out/tools");
   write_file(d.path / "out/tools/setup.vbs", "WScript.Echo \"hi\"\r\n");
   write_file(d.path / "out/readme.txt", "nobody signs text");
+  auto cut = read_file(fixture("pe64.exe"));
+  cut.resize(600);  // a PE cut short: refused, and counted as a PE that failed
+  write_file(d.path / "out/cut.exe", cut);
   const auto appx_before = read_file(d.path / "out/setup.appx");
   auto r =
       sh("INPUT_FILES_FOLDER=" + d.q("out") + " INPUT_FILES_FOLDER_RECURSE=true" +
@@ -208,7 +215,7 @@ TEST_CASE(
          " GITHUB_OUTPUT=" + d.q("outputs.txt") + " " + tsign_cmd() + " action " + local_key());
   INFO(r.out);
   CHECK(r.code == 1);
-  CHECK(r.out.find("2 signed, 1 failed, 0 skipped") != std::string::npos);
+  CHECK(r.out.find("2 signed, 2 failed, 0 skipped") != std::string::npos);
   CHECK(r.out.find("readme.txt") == std::string::npos);
   CHECK(read_file(d.path / "out/setup.appx") == appx_before);
   CHECK(ossl_verify(d.path / "out/good.exe").code == 0);
@@ -219,7 +226,10 @@ TEST_CASE(
   CHECK(summary.find("### Failures") != std::string::npos);
   CHECK(summary.find("setup.appx`: ") != std::string::npos);
   CHECK(summary.find("| vbs | 1 | 0 | 0 |") != std::string::npos);
-  CHECK(read_file(d.path / "outputs.txt").find("failed-count=1") != std::string::npos);
+  CHECK(summary.find("| appx | 0 | 1 | 0 |") != std::string::npos);
+  CHECK(summary.find("| pe | 1 | 1 | 0 |") != std::string::npos);
+  CHECK(summary.find("not recognised") == std::string::npos);
+  CHECK(read_file(d.path / "outputs.txt").find("failed-count=2") != std::string::npos);
 }
 
 // ---- The write path: long names, no debris, tsign's own temporaries (issue 12, items 6, 7) ----
