@@ -276,6 +276,21 @@ void ReplaceFile::write(ByteView data) {
     throw FileError(to_utf8(target_) + ": write failed: " + describe_errno(errno));
 }
 
+void ReplaceFile::patch(std::uint64_t offset, ByteView data) {
+  if (!f_) throw FileError(to_utf8(target_) + ": write after close");
+#ifdef _WIN32
+  const auto seek = [this](std::int64_t off, int whence) { return _fseeki64(f_, off, whence); };
+#else
+  const auto seek = [this](std::int64_t off, int whence) {
+    return fseeko(f_, static_cast<off_t>(off), whence);
+  };
+#endif
+  if (seek(static_cast<std::int64_t>(offset), SEEK_SET) != 0 ||
+      (!data.empty() && std::fwrite(data.data(), 1, data.size(), f_) != data.size()) ||
+      seek(0, SEEK_END) != 0)
+    throw FileError(to_utf8(target_) + ": write failed: " + describe_errno(errno));
+}
+
 void ReplaceFile::close() {
   if (!f_) return;
   bool ok = std::fflush(f_) == 0;
@@ -356,6 +371,46 @@ void ReplaceFile::commit() {
   temporaries().erase(temp_);
 #endif
   committed_ = true;
+}
+
+FileStamp file_stamp(const fs::path& p) {
+  FileStamp st;
+#ifdef _WIN32
+  HANDLE h = CreateFileW(long_path(p).c_str(), FILE_READ_ATTRIBUTES,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                         OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+  BY_HANDLE_FILE_INFORMATION info{};
+  FILE_BASIC_INFO basic{};
+  const bool ok = h != INVALID_HANDLE_VALUE && GetFileInformationByHandle(h, &info) &&
+                  GetFileInformationByHandleEx(h, FileBasicInfo, &basic, sizeof basic);
+  const DWORD err = GetLastError();
+  if (h != INVALID_HANDLE_VALUE) CloseHandle(h);
+  if (!ok)
+    throw FileError(to_utf8(p) + ": cannot examine the file (Windows error " + std::to_string(err) +
+                    ")");
+  st.device = info.dwVolumeSerialNumber;
+  st.inode = (std::uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow;
+  st.size = (std::uint64_t{info.nFileSizeHigh} << 32) | info.nFileSizeLow;
+  st.mtime_ns = basic.LastWriteTime.QuadPart * 100;
+  st.ctime_ns = basic.ChangeTime.QuadPart * 100;
+#else
+  struct stat s {};
+  if (::stat(p.c_str(), &s) != 0)
+    throw FileError(to_utf8(p) + ": cannot examine the file: " + describe_errno(errno));
+  st.device = static_cast<std::uint64_t>(s.st_dev);
+  st.inode = static_cast<std::uint64_t>(s.st_ino);
+  st.size = static_cast<std::uint64_t>(s.st_size);
+#ifdef __APPLE__
+  const auto& m = s.st_mtimespec;
+  const auto& c = s.st_ctimespec;
+#else
+  const auto& m = s.st_mtim;
+  const auto& c = s.st_ctim;
+#endif
+  st.mtime_ns = std::int64_t{m.tv_sec} * 1'000'000'000 + m.tv_nsec;
+  st.ctime_ns = std::int64_t{c.tv_sec} * 1'000'000'000 + c.tv_nsec;
+#endif
+  return st;
 }
 
 bool is_read_only(const fs::path& p) {

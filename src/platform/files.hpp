@@ -63,6 +63,9 @@ class ReplaceFile {
   ReplaceFile& operator=(const ReplaceFile&) = delete;
 
   void write(ByteView data);
+  // Overwrites bytes already written at `offset` (fixed-size fields of a format, filled in once
+  // the signature exists); later write()s append again.
+  void patch(std::uint64_t offset, ByteView data);
   // A path to open the copy by for reading until commit(), e.g. to check it: the temporary's
   // name, or for an unnamed copy /proc/self/fd/N.
   std::filesystem::path read_path() const;
@@ -89,6 +92,18 @@ bool is_temporary_name(std::string_view file_name);
 // new one from being created, for a process about to end at once (a second Ctrl-C): the next
 // call must be std::_Exit. Unnamed (O_TMPFILE) copies need nothing: they vanish with the process.
 void abandon_temporaries();
+
+// What changes whenever a file is written or replaced: its identity (device and inode, or volume
+// serial and file index), size, modification time, and status-change time (st_ctim, Windows'
+// ChangeTime), which unlike the modification time no tool can set back. Equal stamps taken
+// before and after a span mean nobody wrote the file in between.
+struct FileStamp {
+  std::uint64_t device = 0, inode = 0, size = 0;
+  std::int64_t mtime_ns = 0, ctime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+// Throws FileError naming the file when it cannot be examined.
+FileStamp file_stamp(const std::filesystem::path& p);
 
 // True if the file's permissions or attributes forbid writing it (root included: we honour the
 // read-only bit rather than overriding it).
