@@ -178,6 +178,8 @@ int run_signing(Options& o, Mode mode) {
   st.append = o.flag("append-signature");
   st.skip_signed = o.flag("skip-signed");
   st.dry_run = o.flag("dry-run");
+  // Only the report and the action's outputs read the whole-file hashes.
+  st.file_hashes = mode == Mode::action || !o.str("report").empty();
   st.timeout = std::chrono::seconds(*o.integer("timeout"));
   st.started = started;
   if (auto c = o.integer("concurrency")) st.concurrency = static_cast<int>(*c);

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <exception>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -72,8 +73,15 @@ struct BudgetReached : std::runtime_error {
 };
 
 // Everything a file carries from the hashing stage to the writing stage.
+class CopyOutput;
+
 struct Prepared {
   std::unique_ptr<formats::SignableFile> file;
+  // Formats that copy while digesting (SignableFile::digest_copying): the signed copy, written
+  // during the digest pass, and the original's stamp from before it.
+  std::unique_ptr<platform::ReplaceFile> out;
+  std::unique_ptr<CopyOutput> copy;
+  platform::FileStamp stamp;
   std::optional<Bytes> existing;
   Bytes digest;  // the file digest the signature is made over
   std::optional<authenticode::PreparedSignature> signature;
@@ -86,9 +94,10 @@ struct Prepared {
 // writing thread only copies each chunk (1 MiB) into the one hand-over buffer.
 class HashingOutput : public formats::SignedOutput {
  public:
-  HashingOutput(platform::ReplaceFile& f, bool in_background)
-      : file_(f), hasher_(DigestAlg::sha256) {
-    if (in_background) thread_ = std::thread([this] { hash_handed_over(); });
+  // hash false: a plain writer (nobody reads the hash: Settings::file_hashes).
+  HashingOutput(platform::ReplaceFile& f, bool in_background, bool hash = true)
+      : file_(f), hasher_(DigestAlg::sha256), hash_(hash) {
+    if (hash && in_background) thread_ = std::thread([this] { hash_handed_over(); });
   }
   ~HashingOutput() override { stop(); }
   HashingOutput(const HashingOutput&) = delete;
@@ -96,6 +105,7 @@ class HashingOutput : public formats::SignedOutput {
 
   void write(ByteView data) override {
     file_.write(data);
+    if (!hash_) return;
     if (!thread_.joinable()) {
       hasher_.update(data);
       return;
@@ -138,11 +148,109 @@ class HashingOutput : public formats::SignedOutput {
 
   platform::ReplaceFile& file_;
   Hasher hasher_;  // touched by the thread only while it runs
+  const bool hash_;
   std::thread thread_;
   std::mutex m_;
   std::condition_variable cv_;
   Bytes handed_;
   bool full_ = false, done_ = false;
+};
+
+// The signed copy a format writes while it digests the original (SignableFile::digest_copying).
+// A large file is written on a thread of its own, one chunk behind the reading, so the copy
+// overlaps the hashing instead of adding to it: the digesting thread only copies each chunk
+// (1 MiB) into the one hand-over buffer. patch() and finish() wait until every chunk handed over
+// is written.
+class CopyOutput : public formats::PatchableOutput {
+ public:
+  // hash_before: also the plain SHA-256 of the bytes handed over (the original's, for the
+  // report), on the same thread as the writing.
+  CopyOutput(platform::ReplaceFile& f, bool in_background, bool hash_before) : file_(f) {
+    if (hash_before) before_.emplace(DigestAlg::sha256);
+    if (in_background) thread_ = std::thread([this] { write_handed_over(); });
+  }
+  ~CopyOutput() override { stop(); }
+  CopyOutput(const CopyOutput&) = delete;
+  CopyOutput& operator=(const CopyOutput&) = delete;
+
+  void write(ByteView data) override {
+    handed_over_ += data.size();
+    if (!thread_.joinable()) {
+      consume(data);
+      return;
+    }
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [this] { return !full_ || error_; });
+    rethrow();
+    handed_.assign(data.begin(), data.end());
+    full_ = true;
+    cv_.notify_all();
+  }
+  void patch(std::uint64_t offset, ByteView data) override {
+    stop();
+    file_.patch(offset, data);
+  }
+  // Every chunk handed over is written (or its error thrown).
+  void finish() { stop(); }
+  // After finish(): how many bytes were handed over, and the hasher of hash_before (null
+  // without it), to be fed the rest of the original and finished by the caller.
+  std::uint64_t handed_over() const { return handed_over_; }
+  Hasher* before() { return before_ ? &*before_ : nullptr; }
+
+ private:
+  void consume(ByteView data) {
+    file_.write(data);
+    if (before_) before_->update(data);
+  }
+  void write_handed_over() {
+    Bytes chunk;
+    for (;;) {
+      {
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [this] { return full_ || done_; });
+        if (!full_) return;
+        chunk.swap(handed_);
+        full_ = false;
+      }
+      try {
+        consume(chunk);
+      } catch (...) {
+        std::lock_guard lock(m_);
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      cv_.notify_all();
+    }
+  }
+  void stop() {
+    if (thread_.joinable()) {
+      {
+        std::lock_guard lock(m_);
+        done_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+    }
+    rethrow();
+  }
+  void rethrow() {
+    if (error_) {
+      auto e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
+  }
+
+  platform::ReplaceFile& file_;
+  std::optional<Hasher> before_;  // touched by the thread only while it runs
+  std::uint64_t handed_over_ = 0;
+  std::thread thread_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  Bytes handed_;
+  bool full_ = false, done_ = false;
+  std::exception_ptr error_;
 };
 
 // The largest signature a run may embed, bounded before it exists so that a file it could not fit
@@ -156,16 +264,21 @@ constexpr std::uint64_t kSignatureBudget = std::uint64_t{1} << 20;
 // more than it saves on small ones).
 constexpr std::uint64_t kBackgroundHashBytes = 16 * 1024 * 1024;
 
-std::string sha256_of_file(const fs::path& p) {
+// Feeds `h` the file's bytes from `from` to its end.
+void hash_rest_of(const fs::path& p, std::uint64_t from, Hasher& h) {
   platform::ReadFile f(p);
-  Hasher h(DigestAlg::sha256);
-  Bytes buf(1 << 20);
-  for (std::uint64_t off = 0; off < f.size();) {
+  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(1 << 20, f.size())));
+  for (std::uint64_t off = from; off < f.size();) {
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), f.size() - off));
     f.read_at(off, std::span<std::uint8_t>(buf.data(), n));
     h.update(ByteView(buf.data(), n));
     off += n;
   }
+}
+
+std::string sha256_of_file(const fs::path& p) {
+  Hasher h(DigestAlg::sha256);
+  hash_rest_of(p, 0, h);
   return to_hex(h.finish());
 }
 
@@ -463,10 +576,28 @@ class Run {
     }
     // The plain SHA-256 for the report runs beside the Authenticode digest: two hashes of one
     // file cost one hash of wall time on a multi-core runner.
-    auto before =
-        std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
-    p.digest = p.file->digest(settings_.sign.alg);
-    r.sha256_before = before.get();
+    if (!settings_.append && p.file->copies_while_digesting()) {
+      // One read for the whole signing: the signed copy is written during the digest pass (and
+      // the report's hash of the original taken from the same bytes), and write() checks the
+      // stamp taken here to know nobody wrote the original since.
+      p.stamp = platform::file_stamp(r.target);
+      p.out = std::make_unique<platform::ReplaceFile>(r.target);
+      p.copy = std::make_unique<CopyOutput>(*p.out, r.bytes >= kBackgroundHashBytes,
+                                            settings_.file_hashes);
+      p.digest = p.file->digest_copying(settings_.sign.alg, *p.copy);
+      p.copy->finish();
+      if (Hasher* before = p.copy->before()) {
+        // The copy holds the content; the original's old signature table is the rest.
+        hash_rest_of(r.target, p.copy->handed_over(), *before);
+        r.sha256_before = to_hex(before->finish());
+      }
+    } else {
+      std::future<std::string> before;
+      if (settings_.file_hashes)
+        before = std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
+      p.digest = p.file->digest(settings_.sign.alg);
+      if (before.valid()) r.sha256_before = before.get();
+    }
     p.signature = authenticode::PreparedSignature::prepare(p.file->signed_content(), p.digest,
                                                            settings_.sign);
     return p;
@@ -474,9 +605,10 @@ class Run {
 
   // Pool stage 2: the signed copy beside the original, checked, then renamed over it.
   void write(FileResult& r, Prepared& p, const Bytes& der) {
+    if (p.copy) return finish_copy(r, p, der);
     const auto name = platform::to_utf8(r.path);
     platform::ReplaceFile out(r.target);
-    HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes);
+    HashingOutput hashing(out, r.bytes >= kBackgroundHashBytes, settings_.file_hashes);
     const Bytes written =
         settings_.append ? p.file->write_signed_keeping_others(der, hashing, settings_.sign.alg)
                          : p.file->write_signed(der, hashing, settings_.sign.alg);
@@ -500,7 +632,32 @@ class Run {
     copy.reset();
     p.file.reset();  // close the original before replacing it (required on Windows)
     out.commit();
-    r.sha256_after = to_hex(hashing.finish());
+    const Bytes after = hashing.finish();
+    if (settings_.file_hashes) r.sha256_after = to_hex(after);
+  }
+
+  // Pool stage 2 for a copy written during the digest pass: the format fills it in, then the
+  // same checks as write()'s before it replaces the original. Its content is the bytes that were
+  // digested by construction; that nobody wrote the original since is what the stamp says.
+  void finish_copy(FileResult& r, Prepared& p, const Bytes& der) {
+    const auto name = platform::to_utf8(r.path);
+    p.file->finish_copy(der, *p.copy);
+    p.copy->finish();
+    p.out->close();
+    if (platform::file_stamp(r.target) != p.stamp)
+      throw FileError(name +
+                      ": the file changed while it was being signed (it was written after it "
+                      "was hashed); it was left as it is now: sign it again");
+    auto copy = formats::open(p.out->read_path(), r.target);
+    auto embedded = copy->existing_signature();
+    if (!embedded || *embedded != der)
+      throw FileError(name +
+                      ": the signed copy failed its own check (the signature read back differs); "
+                      "the original is unchanged");
+    copy.reset();
+    p.file.reset();  // close the original before replacing it (required on Windows)
+    p.out->commit();
+    if (settings_.file_hashes) r.sha256_after = sha256_of_file(r.target);
   }
 
   const std::size_t files_;  // result_.files[0, files_) are signed, the rest were skipped

@@ -40,6 +40,10 @@ struct Settings {
   std::size_t max_signatures = 0;
   // Roots for skip-signed's "already carries a valid signature". Null: the platform's.
   X509_STORE* skip_signed_roots = nullptr;
+  // Each file's whole SHA-256 before and after (FileResult::sha256_before/after), for the JSON
+  // report and the action's subject-checksums. Off, a large file is read once rather than two
+  // or three times (`tsign sign` without --report).
+  bool file_hashes = true;
 };
 
 enum class Status { signed_ok, failed, skipped, planned };
@@ -52,7 +56,7 @@ struct FileResult {
   std::string format;                          // "pe", or "" when not recognised
   Status status = Status::failed;
   std::uint64_t bytes = 0;
-  std::string sha256_before, sha256_after;
+  std::string sha256_before, sha256_after;  // empty unless Settings::file_hashes
   double seconds = 0;
   std::string error;  // empty unless failed (or the reason for a skip); does not repeat the path
 };

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,13 @@ class SignedOutput {
   virtual void write(ByteView data) = 0;
 };
 
+// The signed copy while a format writes it during its digest pass (SignableFile::digest_copying):
+// appended in order, then fixed-size fields overwritten in place once the signature exists.
+class PatchableOutput : public SignedOutput {
+ public:
+  virtual void patch(std::uint64_t offset, ByteView data) = 0;
+};
+
 // One opened file. Not thread-safe; a format never starts a thread.
 class SignableFile {
  public:
@@ -55,6 +63,24 @@ class SignableFile {
   // The format's Authenticode digest of the content, excluding the signature and the fields
   // that change when it is embedded. Streams the file: memory does not grow with its size.
   virtual Bytes digest(DigestAlg alg) = 0;
+
+  // One read of the file for the whole signing (issue 13: a large file costs one pass, not
+  // two). A format whose signed file is its content as it is, with fixed-size fields filled in
+  // and the signature added at the end (PE), can write the content to `copy` while it digests
+  // it (digest_copying), and once the signature exists turn that copy into the signed file
+  // (finish_copy): the bytes signed are then the bytes copied, by construction. The caller makes
+  // sure nobody wrote the original meanwhile (platform::file_stamp). Formats that rebuild the
+  // file (CAB, MSI, app packages) say false and are signed with digest and write_signed.
+  virtual bool copies_while_digesting() const { return false; }
+  virtual Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) {
+    (void)alg, (void)copy;
+    throw std::logic_error("digest_copying: this format does not copy while digesting");
+  }
+  // Replaces any existing signature (append-signature uses write_signed_keeping_others).
+  virtual void finish_copy(ByteView pkcs7_der, PatchableOutput& copy) {
+    (void)pkcs7_der, (void)copy;
+    throw std::logic_error("finish_copy: this format does not copy while digesting");
+  }
 
   // The DER PKCS#7 ContentInfo of the existing primary signature, if the file has one.
   virtual std::optional<Bytes> existing_signature() = 0;

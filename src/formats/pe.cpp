@@ -325,7 +325,7 @@ std::uint32_t pe_checksum(ByteView image, std::uint64_t checksum_offset) {
   return sum.finish(image.size());
 }
 
-ContentScan scan(Source& src, const Layout& layout, DigestAlg alg) {
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, SignedOutput* copy) {
   Hasher hasher(alg);
   ChecksumSum sum;
   const std::uint64_t end = layout.content_end();
@@ -334,6 +334,8 @@ ContentScan scan(Source& src, const Layout& layout, DigestAlg alg) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - off));
     std::span<std::uint8_t> chunk(buf.data(), n);
     src.read_at(off, chunk);
+    // Handed to the copy before it is hashed: the same bytes, whatever the file does next.
+    if (copy) copy->write(chunk);
     for_each_covered(layout, off, chunk, [&](std::uint64_t piece_off, ByteView piece) {
       hasher.update(piece);
       sum.add(piece_off, piece);
@@ -388,35 +390,45 @@ void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
                    "requested for it");
 }
 
-Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& sink,
-                   std::string_view name, std::optional<ChecksumSum> content_sum, DigestAlg alg) {
+SignedParts signed_parts(const Layout& layout, ByteView pkcs7_der, const ChecksumSum& content_sum,
+                         std::string_view name) {
   if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
-  if (src.size() != layout.file_size) fail(name, "the file changed size while it was being signed");
+  SignedParts parts;
   const std::uint64_t end = layout.content_end();
-  const std::uint64_t table_offset = round8(end);
+  parts.table_offset = round8(end);
   const std::uint64_t primary_size = 8 + round8(pkcs7_der.size());
   const std::uint64_t table_size = primary_size + layout.other_entries.size();
-  if (table_offset + table_size >= kFourGiB)
+  if (parts.table_offset + table_size >= kFourGiB)
     fail(name, "the signed file would be 4 GiB or larger, beyond what PE allows");
-  // The written image's digest covers everything before its certificate table.
-  DigestingOutput out(sink, layout, table_offset, alg);
 
   // Everything appended: padding to 8, WIN_CERTIFICATE header, DER, padding to 8, then the
   // other entries as they were.
-  Bytes tail(table_offset - end + table_size, 0);
-  std::uint8_t* hdr = tail.data() + (table_offset - end);
+  parts.tail.assign(parts.table_offset - end + table_size, 0);
+  std::uint8_t* hdr = parts.tail.data() + (parts.table_offset - end);
   put_le32(hdr, static_cast<std::uint32_t>(primary_size));
   put_le16(hdr + 4, kWinCertRevision2);
   put_le16(hdr + 6, kWinCertTypePkcsSignedData);
   std::copy(pkcs7_der.begin(), pkcs7_der.end(), hdr + 8);
   std::copy(layout.other_entries.begin(), layout.other_entries.end(), hdr + primary_size);
 
-  std::array<std::uint8_t, 8> entry{};
-  put_le32(entry.data(), static_cast<std::uint32_t>(table_offset));
-  put_le32(entry.data() + 4, static_cast<std::uint32_t>(table_size));
+  put_le32(parts.entry.data(), static_cast<std::uint32_t>(parts.table_offset));
+  put_le32(parts.entry.data() + 4, static_cast<std::uint32_t>(table_size));
 
-  // The CheckSum field comes first in the file but covers all of it: it is computed from the
-  // content's sum (known from the digest pass, or from an extra read here) plus the parts we add.
+  // The CheckSum field comes first in the file but covers all of it: the content's sum plus the
+  // parts added.
+  ChecksumSum total = content_sum;
+  total.add(layout.cert_entry_offset, parts.entry);
+  total.add(end, parts.tail);
+  put_le32(parts.checksum.data(), total.finish(parts.table_offset + table_size));
+  return parts;
+}
+
+Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& sink,
+                   std::string_view name, std::optional<ChecksumSum> content_sum, DigestAlg alg) {
+  if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
+  if (src.size() != layout.file_size) fail(name, "the file changed size while it was being signed");
+  const std::uint64_t end = layout.content_end();
+  // The content's checksum sum: known from the digest pass, or from an extra read here.
   if (!content_sum) {
     ChecksumSum s;
     Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
@@ -430,11 +442,10 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
     }
     content_sum = s;
   }
-  ChecksumSum total = *content_sum;
-  total.add(layout.cert_entry_offset, entry);
-  total.add(end, tail);
-  std::array<std::uint8_t, 4> checksum{};
-  put_le32(checksum.data(), total.finish(table_offset + table_size));
+  const SignedParts parts = signed_parts(layout, pkcs7_der, *content_sum, name);
+  const auto& [tail, entry, checksum, table_offset] = parts;
+  // The written image's digest covers everything before its certificate table.
+  DigestingOutput out(sink, layout, table_offset, alg);
 
   ChecksumSum copied;
   Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
@@ -477,6 +488,30 @@ class PeFile final : public SignableFile {
     auto r = scan(src, layout_, alg);
     content_sum_ = r.content_sum;
     return r.digest;
+  }
+
+  bool copies_while_digesting() const override { return true; }
+
+  Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) override {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    check_unchanged(src);
+    auto r = scan(src, layout_, alg, &copy);
+    content_sum_ = r.content_sum;
+    return r.digest;
+  }
+
+  // The copy holds the content [0, content_end) as it was digested: fill in the CheckSum and the
+  // directory entry, append the certificate table with the new signature as its only entry.
+  void finish_copy(ByteView pkcs7_der, PatchableOutput& copy) override {
+    if (!content_sum_) throw std::logic_error("finish_copy before digest_copying");
+    Layout only = layout_;
+    only.other_entries.clear();
+    only.other_pkcs7_der.clear();
+    const SignedParts parts = signed_parts(only, pkcs7_der, *content_sum_, name_);
+    copy.write(parts.tail);
+    copy.patch(only.checksum_offset, parts.checksum);
+    copy.patch(only.cert_entry_offset, parts.entry);
   }
 
   std::optional<Bytes> existing_signature() override {

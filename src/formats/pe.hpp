@@ -7,6 +7,7 @@
 // target exercise exactly the code the signer runs.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -85,7 +86,23 @@ struct ContentScan {
   Bytes digest;
   ChecksumSum content_sum;
 };
-ContentScan scan(Source& src, const Layout& layout, DigestAlg alg);
+// With `copy`, every byte of the content read is also handed to it, before it is hashed (the
+// signed copy written in the same pass: SignableFile::digest_copying).
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, SignedOutput* copy = nullptr);
+
+// What signing changes in an image with this layout and content sum: the CheckSum field, the
+// certificate table's directory entry, and what is appended after the content (padding, the
+// WIN_CERTIFICATE with `pkcs7_der`, `layout.other_entries`), which starts at `table_offset`
+// rounded up from the content's end. Throws FileError "<name>: ..." if the result would reach
+// 4 GiB.
+struct SignedParts {
+  Bytes tail;
+  std::array<std::uint8_t, 8> entry{};
+  std::array<std::uint8_t, 4> checksum{};
+  std::uint64_t table_offset = 0;
+};
+SignedParts signed_parts(const Layout& layout, ByteView pkcs7_der, const ChecksumSum& content_sum,
+                         std::string_view name);
 
 // Authenticode digest of the image (streamed, 1 MiB buffer).
 inline Bytes authenticode_digest(Source& src, const Layout& layout, DigestAlg alg) {

@@ -351,4 +351,24 @@ TEST_CASE("a large file: signed, verified, and the report's hashes are the file'
   CHECK(report.find("\"sha256_before\":\"" + before + "\"") != std::string::npos);
   CHECK(report.find("\"sha256_after\":\"" + sha256_hex(read_file(big)) + "\"") !=
         std::string::npos);
+
+  // Signed again: the hash before covers the old signature table too (read after the content
+  // the copy was made of), and a small file is hashed the same way without a thread.
+  const auto signed_once = sha256_hex(read_file(big));
+  auto small = d.copy("pe64-signed-leaf.exe", "small.exe");
+  const auto small_before = sha256_hex(read_file(small));
+  r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --report " +
+                d.q("report2.json") + " " + d.q("big.exe") + " " + d.q("small.exe"));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(ossl_verify(big).code == 0);
+  CHECK(ossl_verify(small).code == 0);
+  report = read_file(d.path / "report2.json");
+  INFO(report);
+  CHECK(report.find("\"sha256_before\":\"" + signed_once + "\"") != std::string::npos);
+  CHECK(report.find("\"sha256_after\":\"" + sha256_hex(read_file(big)) + "\"") !=
+        std::string::npos);
+  CHECK(report.find("\"sha256_before\":\"" + small_before + "\"") != std::string::npos);
+  CHECK(report.find("\"sha256_after\":\"" + sha256_hex(read_file(small)) + "\"") !=
+        std::string::npos);
 }
