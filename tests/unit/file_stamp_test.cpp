@@ -10,23 +10,12 @@
 
 #include "common/error.hpp"
 #include "platform/files.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using tsign::platform::file_stamp;
 
 namespace {
-struct Scratch {  // fixtures.hpp's TempDir is POSIX-only; this test also runs in the Windows build
-  fs::path path;
-  Scratch() {
-    std::random_device rd;
-    do path = fs::temp_directory_path() / ("tsign-stamp-" + std::to_string(rd()));
-    while (!fs::create_directory(path));
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -38,7 +27,7 @@ tsign::ByteView bytes(const std::string& s) {
 
 TEST_CASE("file_stamp changes when the file is written in place, even at the same size",
           "[platform]") {
-  Scratch t;
+  tsign::test::ScratchDir t{"stamp"};
   const fs::path f = t.path / "app.exe";
   std::ofstream(f, std::ios::binary) << "0123456789";
   const auto before = file_stamp(f);
@@ -57,7 +46,7 @@ TEST_CASE("file_stamp changes when the file is written in place, even at the sam
 }
 
 TEST_CASE("file_stamp tells a replaced file from the one that was there", "[platform]") {
-  Scratch t;
+  tsign::test::ScratchDir t{"stamp"};
   const fs::path f = t.path / "app.exe";
   std::ofstream(f, std::ios::binary) << "0123456789";
   const auto before = file_stamp(f);
@@ -67,7 +56,7 @@ TEST_CASE("file_stamp tells a replaced file from the one that was there", "[plat
 }
 
 TEST_CASE("ReplaceFile::patch overwrites written bytes, and writing appends again", "[platform]") {
-  Scratch t;
+  tsign::test::ScratchDir t{"stamp"};
   const fs::path f = t.path / "app.exe";
   std::ofstream(f, std::ios::binary) << "old";
   tsign::platform::ReplaceFile out(f);

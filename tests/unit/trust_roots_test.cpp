@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "platform/platform.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using tsign::platform::extra_ca_bundle;
@@ -19,18 +20,6 @@ using tsign::platform::extra_ca_bundle;
 namespace {
 // A fresh directory, removed at the end (fixtures.hpp's TempDir is POSIX-only; this test also
 // runs in the Windows build).
-struct Scratch {
-  fs::path path;
-  Scratch() {
-    std::random_device rd;
-    do path = fs::temp_directory_path() / ("tsign-roots-" + std::to_string(rd()));
-    while (!fs::create_directory(path));
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 void touch(const fs::path& p) {
   fs::create_directories(p.parent_path());
   std::ofstream(p) << "-----BEGIN CERTIFICATE-----\n";
@@ -38,7 +27,7 @@ void touch(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("the system CA bundle is probed only when OpenSSL's own is missing") {
-  Scratch t;
+  tsign::test::ScratchDir t{"roots"};
   // A RHEL-like layout: no /etc/ssl/cert.pem or Debian bundle, the one under /etc/pki.
   fs::path debian = t.path / "etc/ssl/certs/ca-certificates.crt";
   fs::path rhel = t.path / "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem";
