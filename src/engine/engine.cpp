@@ -169,7 +169,9 @@ class CopyOutput : public formats::PatchableOutput {
     if (hash_before) before_.emplace(DigestAlg::sha256);
     if (in_background) thread_ = std::thread([this] { write_handed_over(); });
   }
-  ~CopyOutput() override { stop(); }
+  // Joins without throwing: a write error not yet collected dies with the copy, which the
+  // ReplaceFile beside it discards.
+  ~CopyOutput() override { join(); }
   CopyOutput(const CopyOutput&) = delete;
   CopyOutput& operator=(const CopyOutput&) = delete;
 
@@ -223,7 +225,7 @@ class CopyOutput : public formats::PatchableOutput {
       cv_.notify_all();
     }
   }
-  void stop() {
+  void join() {
     if (thread_.joinable()) {
       {
         std::lock_guard lock(m_);
@@ -232,6 +234,9 @@ class CopyOutput : public formats::PatchableOutput {
       cv_.notify_all();
       thread_.join();
     }
+  }
+  void stop() {
+    join();
     rethrow();
   }
   void rethrow() {
