@@ -214,6 +214,7 @@ class CopyOutput : public formats::PatchableOutput {
         chunk.swap(handed_);
         full_ = false;
       }
+      cv_.notify_all();  // the slot is free: the reader goes on while this chunk is written
       try {
         consume(chunk);
       } catch (...) {
@@ -222,7 +223,6 @@ class CopyOutput : public formats::PatchableOutput {
         cv_.notify_all();
         return;
       }
-      cv_.notify_all();
     }
   }
   void join() {

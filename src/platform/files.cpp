@@ -274,6 +274,19 @@ void ReplaceFile::write(ByteView data) {
   if (!f_) throw FileError(to_utf8(target_) + ": write after close");
   if (!data.empty() && std::fwrite(data.data(), 1, data.size(), f_) != data.size())
     throw FileError(to_utf8(target_) + ": write failed: " + describe_errno(errno));
+  written_ += data.size();
+#ifdef __linux__
+  // Starts the write-back of each 8 MiB as it is written, on the writing thread. Renaming over an
+  // existing file makes ext4 (auto_da_alloc) start the write-back of the whole new file inside
+  // rename(), on the caller's clock: 0.3 s for 512 MiB here. Started as the copy goes, it
+  // overlaps the hashing instead. A hint only: its failure changes nothing.
+  constexpr std::uint64_t kWriteBackStep = 8u << 20;
+  if (written_ - flushed_ >= kWriteBackStep && std::fflush(f_) == 0) {
+    ::sync_file_range(fileno(f_), static_cast<off64_t>(flushed_),
+                      static_cast<off64_t>(written_ - flushed_), SYNC_FILE_RANGE_WRITE);
+    flushed_ = written_;
+  }
+#endif
 }
 
 void ReplaceFile::patch(std::uint64_t offset, ByteView data) {

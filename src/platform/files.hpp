@@ -79,6 +79,7 @@ class ReplaceFile {
   std::filesystem::path target_;
   std::filesystem::path temp_;
   std::FILE* f_ = nullptr;
+  std::uint64_t written_ = 0, flushed_ = 0;  // bytes appended, and handed to write-back (Linux)
   int unnamed_fd_ = -1;  // Linux: the O_TMPFILE copy, open until it is linked or discarded
   bool committed_ = false;
 };
