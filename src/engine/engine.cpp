@@ -469,8 +469,15 @@ class Run {
           throw BudgetReached("not signed: " + reason + "; the file is unchanged");
         }
         ++result_.signatures_requested;
-        auto res =
-            co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
+        // (An if, not a conditional expression: GCC 12 mishandles a co_await of one.)
+        signer::SignResult res;
+        if (handle_.cpu_bound())
+          res = co_await asio::co_spawn(
+              pool_, handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg),
+              asio::use_awaitable);
+        else
+          res = co_await handle_.signer->sign(prep.signature->digest_to_sign(),
+                                              settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
         Bytes der = prep.signature->assemble(res);
         // Again with the certificate that did sign (the service's leaf rotates), before a

@@ -96,6 +96,11 @@ struct SignerHandle {
   // Files in flight at once unless `concurrency` says otherwise; 0: CPU-bound signer, two per
   // hashing thread (one hashing while the other signs and writes).
   int preferred_concurrency = 8;
+  // A CPU-bound signer (a local key) computes inside sign() without waiting on anything: the
+  // engine calls it on the hashing pool, several files at once, so signing uses every core
+  // instead of the one thread that runs the HTTP layer. Such a signer's sign() must be safe to
+  // call concurrently.
+  bool cpu_bound() const { return preferred_concurrency == 0; }
   // Keeps alive whatever the signer refers to (credential chain, ...).
   std::shared_ptr<void> keep_alive;
 };

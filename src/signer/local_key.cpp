@@ -53,7 +53,9 @@ class LocalKeySigner : public Signer {
       : key_(std::move(key)), chain_(std::move(chain)), description_(std::move(description)) {}
 
   boost::asio::awaitable<SignResult> sign(Bytes digest, DigestAlg alg) override {
-    // Local signing is fast and blocking-free enough to run inline; nothing to await.
+    // Nothing to await: the engine runs this on its hashing pool (a CPU-bound signer), several
+    // files at once. Safe to call concurrently: each call has its own EVP_PKEY_CTX and the key
+    // and chain are only read.
     co_return sign_now(digest, alg);
   }
 

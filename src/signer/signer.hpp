@@ -23,6 +23,8 @@ class Signer {
   // Signs `digest` (already hashed with `alg`: the hash of the DER signed attributes).
   // Throws tsign::Error subclasses: FileError for a per-file failure, AuthError for 401/403,
   // DeadlineError when the run's deadline passes.
+  // Threads: a network signer is called on the engine's io thread only; a CPU-bound one (the
+  // engine's SignerHandle says which) on its hashing pool, from several threads at once.
   virtual boost::asio::awaitable<SignResult> sign(Bytes digest, DigestAlg alg) = 0;
   // The certificate chain (leaf first) signatures are made with, learnt without making one: a
   // format with a rule about the certificate (an app package's Publisher) is checked before any
