@@ -215,6 +215,11 @@ Bytes add_timestamp(ByteView pkcs7_der_in, ByteView token_der) {
   return pkcs7_der(p7.get());
 }
 
+void check_nestable(ByteView outer_der) {
+  auto outer = parse_pkcs7(outer_der, "the existing signature");
+  primary_signer(outer.get(), "the existing signature");
+}
+
 Bytes nest(ByteView outer_der, ByteView inner_der) {
   auto outer = parse_pkcs7(outer_der, "the existing signature");
   parse_pkcs7(inner_der, "the new signature");

@@ -59,6 +59,9 @@ Bytes add_timestamp(ByteView pkcs7_der, ByteView token_der);
 // append-signature: returns `outer_der` with `inner_der` added as a value of the unsigned
 // attribute 1.3.6.1.4.1.311.2.4.1 of its primary SignerInfo (after any existing nested ones).
 Bytes nest(ByteView outer_der, ByteView inner_der);
+// Throws FileError unless nest() could add a signature to `outer_der` (a SignedData with a
+// SignerInfo): checked before a signature is requested for a file signed with append.
+void check_nestable(ByteView outer_der);
 
 struct SignatureReport {
   std::string subject;  // leaf subject, one line

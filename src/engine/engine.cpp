@@ -269,6 +269,13 @@ constexpr std::uint64_t kSignatureBudget = std::uint64_t{1} << 20;
 // more than it saves on small ones).
 constexpr std::uint64_t kBackgroundHashBytes = 16 * 1024 * 1024;
 
+// Files from this size on are read and written on a pool of their own (Run::large_pool_): the
+// hashing of a few large files would otherwise hold every pool thread for seconds while small
+// files, ready in a millisecond, wait to send their first request. With two pools the kernel
+// shares the cores between both kinds, and the small files' requests go out while the large
+// files hash (the service's answers take longer than the hashing of a small file anyway).
+constexpr std::uint64_t kLargeFileBytes = 16 * 1024 * 1024;
+
 // Feeds `h` the file's bytes from `from` to its end.
 void hash_rest_of(const fs::path& p, std::uint64_t from, Hasher& h) {
   platform::ReadFile f(p);
@@ -304,7 +311,8 @@ class Run {
         settings_(s),
         log_(log),
         on_done_(on_done),
-        pool_(std::max(1u, std::min(4u, std::thread::hardware_concurrency()))),
+        pool_(pool_size()),
+        large_pool_(pool_size()),
         start_(s.started.value_or(Clock::now())),
         deadline_(start_ + s.timeout) {
     // The files to sign first (workers index them), the skipped names after; sorted at the end.
@@ -380,6 +388,7 @@ class Run {
       });
     ioc_.run();
     pool_.join();
+    large_pool_.join();
     std::stable_sort(result_.files.begin(), result_.files.end(),
                      [](const FileResult& a, const FileResult& b) { return a.path < b.path; });
 
@@ -398,16 +407,18 @@ class Run {
   }
 
  private:
-  std::size_t pool_size() const {
+  static std::size_t pool_size() {
     return std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   }
 
-  // Runs `f` on the hashing/writing pool and resumes on the io thread with its result.
+  // Runs `f` on the hashing/writing pool for a file of `bytes` (large files have their own,
+  // kLargeFileBytes) and resumes on the io thread with its result.
   template <typename F>
-  auto on_pool(F f) -> asio::awaitable<decltype(f())> {
+  auto on_pool(std::uint64_t bytes, F f) -> asio::awaitable<decltype(f())> {
     using R = decltype(f());
+    auto& pool = bytes >= kLargeFileBytes ? large_pool_ : pool_;
     co_return co_await asio::co_spawn(
-        pool_, [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); },
+        pool, [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); },
         asio::use_awaitable);
   }
 
@@ -447,7 +458,7 @@ class Run {
   asio::awaitable<void> process(FileResult& r) {
     auto t0 = Clock::now();
     try {
-      Prepared prep = co_await on_pool([this, &r] { return prepare(r); });
+      Prepared prep = co_await on_pool(r.bytes, [this, &r] { return prepare(r); });
       if (prep.skip) {
         r.status = settings_.dry_run ? Status::planned : Status::skipped;
         r.error = prep.skip_reason;
@@ -494,7 +505,7 @@ class Run {
           der = authenticode::add_timestamp(der, stamp.token);
         }
         if (settings_.append && prep.existing) der = authenticode::nest(*prep.existing, der);
-        co_await on_pool([this, &r, &prep, &der] { write(r, prep, der); });
+        co_await on_pool(r.bytes, [this, &r, &prep, &der] { write(r, prep, der); });
         r.status = Status::signed_ok;
       }
     } catch (const BudgetReached& e) {
@@ -569,7 +580,16 @@ class Run {
     // Every local reason to refuse the file comes before the request that is paid for.
     p.file->check_can_embed(kSignatureBudget +
                             (settings_.append && p.existing ? p.existing->size() : 0));
-    if (settings_.append && p.existing) p.file->check_can_nest(settings_.sign.alg);
+    if (settings_.append && p.existing) {
+      // The existing signature is decoded here, not when the file is opened (formats read only
+      // its outline): one that cannot take a nested signature is refused before one is bought.
+      try {
+        authenticode::check_nestable(*p.existing);
+      } catch (const Error& e) {
+        throw FileError(name + ": cannot append a signature: " + e.what());
+      }
+      p.file->check_can_nest(settings_.sign.alg);
+    }
     if (settings_.dry_run) {
       p.skip = true;
       p.skip_reason = p.existing ? "would be signed (has a signature now)" : "would be signed";
@@ -678,7 +698,11 @@ class Run {
   Log& log_;
   const OnFileDone& on_done_;
   asio::io_context ioc_{1};
+  // Hashing, writing and CPU-bound signing: pool_ for files under kLargeFileBytes, large_pool_
+  // for the others; both pool_size() threads. Nothing on them touches Run's state but the
+  // FileResult and Prepared of their own file.
   asio::thread_pool pool_;
+  asio::thread_pool large_pool_;
   Clock::time_point start_, deadline_;
   SignerHandle handle_;
   std::optional<tsa::TimestampAuthorities> tsa_;

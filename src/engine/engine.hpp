@@ -1,6 +1,7 @@
 // The signing pipeline: per file, open -> digest -> signed attributes -> Signer -> check ->
 // time-stamp -> write beside + verify + rename. Files run concurrently (bounded), hashing and
-// writing on a small thread pool, network on one io_context thread. One run, one deadline.
+// writing on two small thread pools (one for large files, so that they never hold up the small
+// ones), network on one io_context thread. One run, one deadline.
 #pragma once
 
 #include <chrono>

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include <openssl/err.h>
+#include <openssl/asn1.h>
 #include <openssl/pkcs7.h>
 
 #include "common/error.hpp"
@@ -22,6 +23,11 @@
 namespace tsign::formats::pe {
 
 namespace {
+
+void free_sequence_any(ASN1_SEQUENCE_ANY* s) {
+  sk_ASN1_TYPE_pop_free(s, ASN1_TYPE_free);
+}
+using SequenceAnyPtr = OsslPtr<ASN1_SEQUENCE_ANY, free_sequence_any>;
 
 constexpr std::uint64_t kFourGiB = std::uint64_t{1} << 32;
 constexpr std::size_t kChunk = std::size_t{1} << 20;  // the streaming buffer: 1 MiB
@@ -180,12 +186,25 @@ std::uint64_t read_entry(std::string_view name, ByteView table, std::uint64_t at
                    (index == 1 ? "" : "rest of the ") + "certificate table (" +
                    std::to_string(rest) + " bytes)");
 
-  // The DER's own length says where the signature ends; d2i parses exactly one object.
+  // The DER's own length says where the signature ends; d2i parses exactly one object. Of the
+  // primary only the outer SEQUENCE {contentType, [0] content} is read here: decoding the whole
+  // SignedData would decode every certificate's public key, which costs more than the rest of
+  // opening a small file, and every signed copy is opened again to be checked. Whoever uses its
+  // content (verification, nesting) decodes it then and judges it. A further entry is kept as
+  // it stands when the file is signed, so it is decoded now and must be a SignedData.
   const unsigned char* p = e + 8;
-  PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(dw_length - 8)));
-  // The primary's content is judged by verification (as before several entries were read); a
-  // further entry is kept as it stands, so it must at least be what a signature is.
-  if (!p7 || (index > 1 && !PKCS7_type_is_signed(p7.get()))) {
+  const long der_max = static_cast<long>(dw_length - 8);
+  bool valid = false;
+  if (index == 1) {
+    SequenceAnyPtr outer(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, der_max));
+    valid = outer && sk_ASN1_TYPE_num(outer.get()) == 2 &&
+            sk_ASN1_TYPE_value(outer.get(), 0)->type == V_ASN1_OBJECT &&
+            sk_ASN1_TYPE_value(outer.get(), 1)->type == V_ASN1_OTHER;
+  } else {
+    PKCS7Ptr p7(d2i_PKCS7(nullptr, &p, der_max));
+    valid = p7 && PKCS7_type_is_signed(p7.get());
+  }
+  if (!valid) {
     ERR_clear_error();
     fail(name, index == 1 ? std::string("the existing signature is not a valid PKCS#7 structure")
                           : what + " is not a valid PKCS#7 SignedData");

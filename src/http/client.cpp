@@ -204,11 +204,16 @@ struct Client::Impl {
       : ex(std::move(e)), opts(std::move(o)), tls(ssl::context::tls_client) {
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     tls.set_verify_mode(ssl::verify_peer);
-    if (opts.ca_file.empty()) {
-      platform::load_trust_roots(tls.native_handle());
-    } else if (X509_STORE_load_file(SSL_CTX_get_cert_store(tls.native_handle()),
-                                    opts.ca_file.c_str()) != 1) {
-      throw InputError(opts.ca_file + ": cannot load CA certificates: " + openssl_error_text());
+    // The platform's roots (SSL_CERT_FILE or the system's) are loaded at the first TLS
+    // connection: a run that signs with a local key and no time-stamp never needs them, and
+    // parsing a bundle of ~150 certificates takes 20 ms, the time of signing ten small files.
+    // A file that cannot be read is then an InputError from the first request, before any
+    // signature is asked for. A CA file given in the options is read now.
+    if (!opts.ca_file.empty()) {
+      if (X509_STORE_load_file(SSL_CTX_get_cert_store(tls.native_handle()),
+                               opts.ca_file.c_str()) != 1)
+        throw InputError(opts.ca_file + ": cannot load CA certificates: " + openssl_error_text());
+      roots_loaded = true;
     }
     if (opts.max_connections_per_host == 0) opts.max_connections_per_host = 1;
     proxies = proxy_settings(opts.proxy ? *opts.proxy : read_proxy_env(env::process()));
@@ -217,6 +222,7 @@ struct Client::Impl {
   asio::any_io_executor ex;
   ClientOptions opts;
   ssl::context tls;
+  bool roots_loaded = false;  // io thread only
   ProxySettings proxies;
   std::map<std::string, HostPool> pools;  // node-based: a HostPool& stays valid
 
@@ -456,10 +462,15 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
     throw unreachable(e);
   }
   auto c = std::make_unique<Connection>();
-  if (t.tls)
+  if (t.tls) {
+    if (!roots_loaded) {
+      platform::load_trust_roots(tls.native_handle());
+      roots_loaded = true;
+    }
     c->tls = std::make_unique<TlsStream>(ex, tls);
-  else
+  } else {
     c->plain = std::make_unique<beast::tcp_stream>(ex);
+  }
   auto& low = c->lowest();
   error_code ec;
   // A fresh expiry before every operation: Beast's timer covers one operation at a time.

@@ -203,7 +203,42 @@ TEST_CASE("wrong account, foreign endpoint and untrusted TLS are refused before 
   CHECK(untrusted.code == 3);
   CHECK(untrusted.out.find("certificate") != std::string::npos);
 
+  // An SSL_CERT_FILE that cannot be read is the user's input to fix (exit 2, named), found
+  // before any signature is asked for (the roots are read at the first TLS connection).
+  int signs_before = emu.count("sign");
+  auto unreadable =
+      sh(base + "SSL_CERT_FILE=" + (d.path / "no-such-bundle.pem").string() + " " + tsign_cmd() +
+         " action");
+  INFO(unreadable.out);
+  CHECK(unreadable.code == 2);
+  CHECK(unreadable.out.find("SSL_CERT_FILE=" + (d.path / "no-such-bundle.pem").string() +
+                            ": cannot load CA certificates") != std::string::npos);
+  CHECK(emu.count("sign") == signs_before);
+
   CHECK(contents(files) == before);
+}
+
+TEST_CASE("append-signature onto a signature that cannot take one is refused before a signature "
+          "is bought",
+          "[integration][cloud][bad-input]") {
+  TempDir d;
+  Emulator emu(emulator_state(d));
+  auto f = d.copy("pe64-signed-leaf.exe", "bin/damaged.exe");
+  std::string b = read_file(f);
+  // A certificate's version, [0] { INTEGER 2 }, with the INTEGER's tag made an OCTET STRING: the
+  // signature's outline is intact (the file opens), its content cannot be decoded.
+  const auto at = b.find(std::string("\xa0\x03\x02\x01\x02", 5));
+  REQUIRE(at != std::string::npos);
+  b[at + 2] = '\x04';
+  write_file(f, b);
+  auto r = sh(emu.action_env(d.path / "bin", "INPUT_APPEND_SIGNATURE=true") + tsign_cmd() +
+              " action");
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("damaged.exe::cannot append a signature: the existing signature") !=
+        std::string::npos);
+  CHECK(emu.count("sign") == 0);
+  CHECK(read_file(f) == b);
 }
 
 TEST_CASE("the deadline stops a slow run: exit 4, every file signed or untouched",
