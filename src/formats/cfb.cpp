@@ -190,6 +190,17 @@ Layout parse(Source& src, std::string_view name) {
                      std::to_string(l.ministream.size()) + " sectors");
   }
   const std::uint64_t mini_sectors = (root.size + kMiniSector - 1) / kMiniSector;
+  // Every mini sector must lie in the file, whole: the file's last sector may be cut short, and
+  // a mini sector in the missing part would only be found when the stream holding it is read,
+  // after the file was accepted.
+  for (std::size_t i = 0; i < l.ministream.size(); ++i) {
+    const std::uint64_t from = std::uint64_t{i} * l.sector_size;
+    if (from >= mini_sectors * kMiniSector) break;
+    const std::uint64_t need =
+        std::min<std::uint64_t>(l.sector_size, mini_sectors * kMiniSector - from);
+    if (sector_bytes(l, l.ministream[i]) < need)
+      fail(name, "the mini stream ends past the end of the file");
+  }
 
   // The directory tree, walked without recursion; each entry may be reached once.
   l.children.resize(l.entries.size());
