@@ -614,8 +614,15 @@ class Run {
       // stamp taken here to know nobody wrote the original since.
       p.stamp = platform::file_stamp(r.target);
       p.out = std::make_unique<platform::ReplaceFile>(r.target);
+      const bool verbatim = p.file->copy_is_verbatim();
+      // A copy that is not the original's bytes (a cabinet's rewritten header) cannot give the
+      // original's hash: it is read on its own, beside the digest pass.
+      std::future<std::string> before_apart;
+      if (settings_.file_hashes && !verbatim)
+        before_apart =
+            std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
       p.copy = std::make_unique<CopyOutput>(*p.out, r.bytes >= kBackgroundHashBytes,
-                                            settings_.file_hashes);
+                                            settings_.file_hashes && verbatim);
       p.digest = p.file->digest_copying(settings_.sign.alg, *p.copy);
       p.copy->finish();
       if (Hasher* before = p.copy->before()) {
@@ -623,6 +630,7 @@ class Run {
         hash_rest_of(r.target, p.copy->handed_over(), *before);
         r.sha256_before = to_hex(before->finish());
       }
+      if (before_apart.valid()) r.sha256_before = before_apart.get();
     } else {
       std::future<std::string> before;
       if (settings_.file_hashes)

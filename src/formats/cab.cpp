@@ -340,9 +340,47 @@ class CabFile final : public SignableFile {
     return cab::write_signed(src, layout_, pkcs7_der, out, name_, alg);
   }
 
+  // One read: the signed header (with the Authenticode reserve, inserted if missing) and the
+  // content are written to the copy as they are hashed; the signature's size, outside the
+  // digest, is filled in and the signature appended once it exists.
+  bool copies_while_digesting() const override { return true; }
+  bool copy_is_verbatim() const override { return false; }
+
+  Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) override {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    if (src.size() != layout_.file_size || !(cab::parse(src, name_) == layout_))
+      fail(name_, "the file changed while it was being signed");
+    Hasher h(alg);
+    const Bytes header = signed_header(src, layout_, 0);
+    copy.write(header);
+    hash_header(h, header);
+    stream(src, layout_.coff_files, layout_.content_end(), [&](ByteView c) {
+      copy.write(c);
+      h.update(c);
+    });
+    digested_ = true;
+    return h.finish();
+  }
+
+  void finish_copy(ByteView pkcs7_der, PatchableOutput& copy) override {
+    if (!digested_) throw std::logic_error("finish_copy before digest_copying");
+    if (pkcs7_der.empty()) fail(name_, "cannot embed an empty signature");
+    const std::uint64_t padded = round8(pkcs7_der.size());
+    if (layout_.signed_content_end() + padded >= kFourGiB)
+      fail(name_, "the signed cabinet would be 4 GiB or larger, beyond what its fields allow");
+    Bytes sig(padded, 0);
+    std::copy(pkcs7_der.begin(), pkcs7_der.end(), sig.begin());
+    copy.write(sig);
+    std::array<std::uint8_t, 4> size{};
+    put_le32(size.data(), static_cast<std::uint32_t>(padded));
+    copy.patch(kOffSigSize, size);
+  }
+
  private:
   std::string name_;
   Layout layout_;
+  bool digested_ = false;  // digest_copying wrote the content to the copy
 };
 
 }  // namespace

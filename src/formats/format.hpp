@@ -69,9 +69,14 @@ class SignableFile {
   // and the signature added at the end (PE), can write the content to `copy` while it digests
   // it (digest_copying), and once the signature exists turn that copy into the signed file
   // (finish_copy): the bytes signed are then the bytes copied, by construction. The caller makes
-  // sure nobody wrote the original meanwhile (platform::file_stamp). Formats that rebuild the
-  // file (CAB, MSI, app packages) say false and are signed with digest and write_signed.
+  // sure nobody wrote the original meanwhile (platform::file_stamp). A cabinet does the same
+  // with its header rewritten first. Formats that rebuild the file (MSI, app packages, catalogs,
+  // scripts) say false and are signed with digest and write_signed.
   virtual bool copies_while_digesting() const { return false; }
+  // Whether the bytes digest_copying writes are the original's, unchanged, up to where it stops
+  // (a PE's: everything before its certificate table), so that the original's plain SHA-256 can
+  // be taken from them; a cabinet's header is rewritten, so it says false.
+  virtual bool copy_is_verbatim() const { return copies_while_digesting(); }
   virtual Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) {
     (void)alg, (void)copy;
     throw std::logic_error("digest_copying: this format does not copy while digesting");

@@ -3,6 +3,8 @@
 // `tsign verify`; a one-byte tamper rejected by both; unsupported cabinets refused untouched.
 #include <catch2/catch.hpp>
 
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
 #include "harness.hpp"
 
 using namespace it;
@@ -57,6 +59,35 @@ TEST_CASE("sign every fixture cabinet with a local key: osslsigncode and tsign v
       fs::remove(d.path / "tampered.cab");
     }
     CHECK(listing(d.path) == names);
+  }
+}
+
+TEST_CASE("a cabinet is signed in one read: the report's hashes are the file's before and after",
+          "[integration][local][cab]") {
+  // The copy's header is rewritten (a reserve inserted into cab-plain, the signature's size in
+  // cab-signed's), so the hash before is read from the original, not from the copy.
+  TempDir d;
+  const std::vector<std::string> names = {"cab-plain.cab", "cab-signed.cab", "cab-multi.cab"};
+  std::vector<std::string> before;
+  std::string args;
+  for (auto& n : names) {
+    args += " " + quote(d.copy(n).string());
+    before.push_back(tsign::to_hex(
+        tsign::hash(tsign::DigestAlg::sha256, tsign::test::read_all(d.path / n))));
+  }
+  auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --report " +
+                     d.q("report.json") + args);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const auto report = read_file(d.path / "report.json");
+  INFO(report);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    INFO(names[i]);
+    CHECK(ossl_verify(d.path / names[i]).code == 0);
+    CHECK(has(report, "\"sha256_before\":\"" + before[i] + "\""));
+    const auto after = tsign::to_hex(
+        tsign::hash(tsign::DigestAlg::sha256, tsign::test::read_all(d.path / names[i])));
+    CHECK(has(report, "\"sha256_after\":\"" + after + "\""));
   }
 }
 

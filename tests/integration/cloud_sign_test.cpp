@@ -360,6 +360,38 @@ TEST_CASE("a file edited while tsign waits for the service fails and keeps the e
   CHECK(r.out.find("app.exe") != std::string::npos);
   CHECK(read_file(f) == bytes);  // the user's edit, not a copy signed over other bytes
   CHECK(listing(d.path / "bin") == std::vector<std::string>{"app.exe"});
+
+  // A cabinet is also copied while it is hashed (its header rewritten): the same edit inside
+  // its data, the same outcome.
+  fs::remove(f);
+  auto cab = d.copy("cab-plain.cab", "bin/setup.cab");
+  auto run2 = std::async(std::launch::async, [&] {
+    return sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
+  });
+  while (emu.count("sign") == 1 &&
+         run2.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
+  }
+  REQUIRE(emu.count("sign") == 2);
+  auto cab_bytes = read_file(cab);
+  at = cab_bytes.size() / 2;
+  while (cab_bytes.compare(at, 2, cab_bytes, at + 2, 2) == 0) at += 2;
+  std::swap_ranges(cab_bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                   cab_bytes.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                   cab_bytes.begin() + static_cast<std::ptrdiff_t>(at + 2));
+  const auto cab_mtime = fs::last_write_time(cab);
+  {
+    std::fstream io(cab, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(static_cast<std::streamoff>(at));
+    io.write(cab_bytes.data() + at, 4);
+    REQUIRE(io.good());
+  }
+  fs::last_write_time(cab, cab_mtime);
+  auto r2 = run2.get();
+  INFO(r2.out);
+  CHECK(r2.code == 1);
+  CHECK(r2.out.find("changed while it was being signed") != std::string::npos);
+  CHECK(read_file(cab) == cab_bytes);
+  CHECK(listing(d.path / "bin") == std::vector<std::string>{"setup.cab"});
 }
 
 TEST_CASE("a PE that would reach 4 GiB once signed is refused before a signature is requested",
