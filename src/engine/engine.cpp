@@ -487,8 +487,7 @@ class Run {
               pool_, handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg),
               asio::use_awaitable);
         else
-          res = co_await handle_.signer->sign(prep.signature->digest_to_sign(),
-                                              settings_.sign.alg);
+          res = co_await handle_.signer->sign(prep.signature->digest_to_sign(), settings_.sign.alg);
         // Checks the signature against the returned leaf and its EKU before anything is kept.
         Bytes der = prep.signature->assemble(res);
         // Again with the certificate that did sign (the service's leaf rotates), before a

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include <openssl/err.h>
 #include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <openssl/pkcs7.h>
 
 #include "common/error.hpp"

@@ -210,8 +210,8 @@ struct Client::Impl {
     // A file that cannot be read is then an InputError from the first request, before any
     // signature is asked for. A CA file given in the options is read now.
     if (!opts.ca_file.empty()) {
-      if (X509_STORE_load_file(SSL_CTX_get_cert_store(tls.native_handle()),
-                               opts.ca_file.c_str()) != 1)
+      if (X509_STORE_load_file(SSL_CTX_get_cert_store(tls.native_handle()), opts.ca_file.c_str()) !=
+          1)
         throw InputError(opts.ca_file + ": cannot load CA certificates: " + openssl_error_text());
       roots_loaded = true;
     }

@@ -72,8 +72,8 @@ TEST_CASE("a cabinet is signed in one read: the report's hashes are the file's b
   std::string args;
   for (auto& n : names) {
     args += " " + quote(d.copy(n).string());
-    before.push_back(tsign::to_hex(
-        tsign::hash(tsign::DigestAlg::sha256, tsign::test::read_all(d.path / n))));
+    before.push_back(
+        tsign::to_hex(tsign::hash(tsign::DigestAlg::sha256, tsign::test::read_all(d.path / n))));
   }
   auto r = run_tsign("sign " + local_key() + " --timestamp-rfc3161=none --report " +
                      d.q("report.json") + args);

@@ -206,9 +206,8 @@ TEST_CASE("wrong account, foreign endpoint and untrusted TLS are refused before 
   // An SSL_CERT_FILE that cannot be read is the user's input to fix (exit 2, named), found
   // before any signature is asked for (the roots are read at the first TLS connection).
   int signs_before = emu.count("sign");
-  auto unreadable =
-      sh(base + "SSL_CERT_FILE=" + (d.path / "no-such-bundle.pem").string() + " " + tsign_cmd() +
-         " action");
+  auto unreadable = sh(base + "SSL_CERT_FILE=" + (d.path / "no-such-bundle.pem").string() + " " +
+                       tsign_cmd() + " action");
   INFO(unreadable.out);
   CHECK(unreadable.code == 2);
   CHECK(unreadable.out.find("SSL_CERT_FILE=" + (d.path / "no-such-bundle.pem").string() +
@@ -218,9 +217,10 @@ TEST_CASE("wrong account, foreign endpoint and untrusted TLS are refused before 
   CHECK(contents(files) == before);
 }
 
-TEST_CASE("append-signature onto a signature that cannot take one is refused before a signature "
-          "is bought",
-          "[integration][cloud][bad-input]") {
+TEST_CASE(
+    "append-signature onto a signature that cannot take one is refused before a signature "
+    "is bought",
+    "[integration][cloud][bad-input]") {
   TempDir d;
   Emulator emu(emulator_state(d));
   auto f = d.copy("pe64-signed-leaf.exe", "bin/damaged.exe");
@@ -231,8 +231,8 @@ TEST_CASE("append-signature onto a signature that cannot take one is refused bef
   REQUIRE(at != std::string::npos);
   b[at + 2] = '\x04';
   write_file(f, b);
-  auto r = sh(emu.action_env(d.path / "bin", "INPUT_APPEND_SIGNATURE=true") + tsign_cmd() +
-              " action");
+  auto r =
+      sh(emu.action_env(d.path / "bin", "INPUT_APPEND_SIGNATURE=true") + tsign_cmd() + " action");
   INFO(r.out);
   CHECK(r.code == 1);
   CHECK(r.out.find("damaged.exe::cannot append a signature: the existing signature") !=
