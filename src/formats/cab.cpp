@@ -306,6 +306,36 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
   return h.finish();
 }
 
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput& copy,
+                     std::string_view name) {
+  if (src.size() != layout.file_size || !(cab::parse(src, name) == layout))
+    fail(name, "the file changed while it was being signed");
+  Hasher h(alg);
+  // The signature's size is not known yet (it is outside the digest): finish_copy fills it in.
+  const Bytes header = signed_header(src, layout, 0);
+  copy.write(header);
+  hash_header(h, header);
+  stream(src, layout.coff_files, layout.content_end(), [&](ByteView c) {
+    copy.write(c);
+    h.update(c);
+  });
+  return h.finish();
+}
+
+void finish_copy(const Layout& layout, ByteView pkcs7_der, PatchableOutput& copy,
+                 std::string_view name) {
+  if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
+  const std::uint64_t padded = round8(pkcs7_der.size());
+  if (layout.signed_content_end() + padded >= kFourGiB)
+    fail(name, "the signed cabinet would be 4 GiB or larger, beyond what its fields allow");
+  Bytes sig(padded, 0);
+  std::copy(pkcs7_der.begin(), pkcs7_der.end(), sig.begin());
+  copy.write(sig);
+  std::array<std::uint8_t, 4> size{};
+  put_le32(size.data(), static_cast<std::uint32_t>(padded));
+  copy.patch(kOffSigSize, size);
+}
+
 namespace {
 
 class CabFile final : public SignableFile {
@@ -349,32 +379,14 @@ class CabFile final : public SignableFile {
   Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) override {
     platform::ReadFile f(path());
     FileSource src(f);
-    if (src.size() != layout_.file_size || !(cab::parse(src, name_) == layout_))
-      fail(name_, "the file changed while it was being signed");
-    Hasher h(alg);
-    const Bytes header = signed_header(src, layout_, 0);
-    copy.write(header);
-    hash_header(h, header);
-    stream(src, layout_.coff_files, layout_.content_end(), [&](ByteView c) {
-      copy.write(c);
-      h.update(c);
-    });
+    Bytes d = cab::digest_copying(src, layout_, alg, copy, name_);
     digested_ = true;
-    return h.finish();
+    return d;
   }
 
   void finish_copy(ByteView pkcs7_der, PatchableOutput& copy) override {
     if (!digested_) throw std::logic_error("finish_copy before digest_copying");
-    if (pkcs7_der.empty()) fail(name_, "cannot embed an empty signature");
-    const std::uint64_t padded = round8(pkcs7_der.size());
-    if (layout_.signed_content_end() + padded >= kFourGiB)
-      fail(name_, "the signed cabinet would be 4 GiB or larger, beyond what its fields allow");
-    Bytes sig(padded, 0);
-    std::copy(pkcs7_der.begin(), pkcs7_der.end(), sig.begin());
-    copy.write(sig);
-    std::array<std::uint8_t, 4> size{};
-    put_le32(size.data(), static_cast<std::uint32_t>(padded));
-    copy.patch(kOffSigSize, size);
+    cab::finish_copy(layout_, pkcs7_der, copy, name_);
   }
 
  private:

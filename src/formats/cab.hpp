@@ -83,6 +83,14 @@ void check_can_embed(const Layout& layout, std::uint64_t max_signature_bytes,
 Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
                    std::string_view name, DigestAlg alg = DigestAlg::sha256);
 
+// The signing in one read (SignableFile::digest_copying): streams the signed header and the
+// content to `copy` and returns their digest; then finish_copy fills in the signature's size and
+// appends it. Together they write what write_signed writes.
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput& copy,
+                     std::string_view name);
+void finish_copy(const Layout& layout, ByteView pkcs7_der, PatchableOutput& copy,
+                 std::string_view name);
+
 // The SignableFile for a cabinet; reopens the file for each operation (as pe::open).
 std::unique_ptr<SignableFile> open(const std::filesystem::path& path);
 bool detect(platform::ReadFile& file);

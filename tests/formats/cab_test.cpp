@@ -111,7 +111,10 @@ TEST_CASE("the CAB digest equals osslsigncode's for SHA-256/384/512", "[cab]") {
   }
 }
 
-TEST_CASE("write_signed writes what osslsigncode writes, with and without a reserve", "[cab]") {
+TEST_CASE(
+    "write_signed and the copy made while digesting write what osslsigncode writes, with and "
+    "without a reserve",
+    "[cab]") {
   tsign::test::TempDir tmp("cab-write");
   // A cabinet of several 1 MiB streaming chunks, as well as the fixtures.
   make_cab(tmp / "big.cab", "--folders 2 --file-size 1700001");
@@ -129,6 +132,12 @@ TEST_CASE("write_signed writes what osslsigncode writes, with and without a rese
       MemoryOutput out;
       CHECK(f->write_signed(der, out, a) == before);
       CHECK(out.bytes == read_all(reference));
+      // The signing in one read (the engine's path) writes the same bytes.
+      REQUIRE(f->copies_while_digesting());
+      tsign::test::MemoryPatchable copy;
+      CHECK(f->digest_copying(a, copy) == before);
+      f->finish_copy(der, copy);
+      CHECK(copy.bytes == read_all(reference));
       const auto ours = tmp / (std::string("ours-") + alg + "-" + in.filename().string());
       write_all(ours, out.bytes);
       auto v = reference::verify_trusted(ours);

@@ -51,6 +51,13 @@ std::string check_written(ByteView data, const cab::Layout& layout, const Bytes&
     return "written cabinet carries a different signature";
   if (cab::authenticode_digest(again, l2, DigestAlg::sha256) != digest)
     return "written cabinet has a different digest";
+  // The signing in one read writes the same bytes.
+  cab::MemorySource src2(data, "input");
+  test::MemoryPatchable copy;
+  if (cab::digest_copying(src2, layout, DigestAlg::sha256, copy, "input") != digest)
+    return "digest_copying reports another digest than the one computed before";
+  cab::finish_copy(layout, der, copy, "input");
+  if (copy.bytes != out.bytes) return "the copy made while digesting differs from write_signed's";
   return {};
 }
 
