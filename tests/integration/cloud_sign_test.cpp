@@ -325,73 +325,53 @@ TEST_CASE("a file edited while tsign waits for the service fails and keeps the e
   // The service answers the sign request "in progress, come back in 3 s": the file is edited
   // in that window, after its digest went out and before the signed copy is written.
   Emulator emu(emulator_state(d), {"--polls-before-success", "0", "--poll-retry-after", "3"});
-  auto f = d.copy("pe64.exe", "bin/app.exe");
-  auto run = std::async(std::launch::async, [&] {
-    return sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
-  });
-  // Waiting on the thing itself: the sign request in the emulator's log.
-  while (emu.count("sign") == 0 &&
-         run.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
+  // A PE, and a cabinet, also copied while it is hashed (its header rewritten). Each is edited
+  // inside its data: for the PE inside its first section (0x600 on).
+  const struct {
+    const char* fixture;
+    const char* name;
+    std::size_t from;
+  } kinds[] = {{"pe64.exe", "app.exe", 0x600}, {"cab-plain.cab", "setup.cab", 0}};
+  int signs = 0;
+  for (const auto& k : kinds) {
+    INFO(k.name);
+    auto f = d.copy(k.fixture, std::string("bin/") + k.name);
+    auto run = std::async(std::launch::async, [&] {
+      return sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
+    });
+    // Waiting on the thing itself: the sign request in the emulator's log.
+    while (emu.count("sign") == signs &&
+           run.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
+    }
+    REQUIRE(emu.count("sign") == ++signs);
+    // Swap two different 16-bit words, in place: the size and a PE's checksum (a sum of words)
+    // stay the same, the content does not.
+    auto bytes = read_file(f);
+    std::size_t at = k.from ? k.from : bytes.size() / 2;
+    while (bytes.compare(at, 2, bytes, at + 2, 2) == 0) at += 2;
+    REQUIRE(at + 4 < bytes.size());
+    std::swap_ranges(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                     bytes.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                     bytes.begin() + static_cast<std::ptrdiff_t>(at + 2));
+    const auto mtime = fs::last_write_time(f);
+    {
+      std::fstream io(f, std::ios::in | std::ios::out | std::ios::binary);
+      io.seekp(static_cast<std::streamoff>(at));
+      io.write(bytes.data() + at, 4);
+      REQUIRE(io.good());
+    }
+    // And the modification time put back, as `touch -r` or an archiver would: the edit is still
+    // seen (the copy was written while hashing; what shows an edit since is the file's stamp).
+    fs::last_write_time(f, mtime);
+    auto r = run.get();
+    INFO(r.out);
+    CHECK(r.code == 1);
+    CHECK(r.out.find("changed while it was being signed") != std::string::npos);
+    CHECK(r.out.find(k.name) != std::string::npos);
+    CHECK(read_file(f) == bytes);  // the user's edit, not a copy signed over other bytes
+    CHECK(listing(d.path / "bin") == std::vector<std::string>{k.name});
+    fs::remove(f);
   }
-  REQUIRE(emu.count("sign") == 1);
-  // Swap two different 16-bit words inside the first section, in place: the size and the PE
-  // checksum (a sum of words) stay the same, the content does not.
-  auto bytes = read_file(f);
-  std::size_t at = 0x600;
-  while (bytes.compare(at, 2, bytes, at + 2, 2) == 0) at += 2;
-  REQUIRE(at < 0x800);
-  std::swap_ranges(bytes.begin() + static_cast<std::ptrdiff_t>(at),
-                   bytes.begin() + static_cast<std::ptrdiff_t>(at + 2),
-                   bytes.begin() + static_cast<std::ptrdiff_t>(at + 2));
-  const auto mtime = fs::last_write_time(f);
-  {
-    std::fstream io(f, std::ios::in | std::ios::out | std::ios::binary);
-    io.seekp(static_cast<std::streamoff>(at));
-    io.write(bytes.data() + at, 4);
-    REQUIRE(io.good());
-  }
-  // And the modification time put back, as `touch -r` or an archiver would: the edit is still
-  // seen (the copy was written while hashing; what shows an edit since is the file's stamp).
-  fs::last_write_time(f, mtime);
-  auto r = run.get();
-  INFO(r.out);
-  CHECK(r.code == 1);
-  CHECK(r.out.find("changed while it was being signed") != std::string::npos);
-  CHECK(r.out.find("app.exe") != std::string::npos);
-  CHECK(read_file(f) == bytes);  // the user's edit, not a copy signed over other bytes
-  CHECK(listing(d.path / "bin") == std::vector<std::string>{"app.exe"});
-
-  // A cabinet is also copied while it is hashed (its header rewritten): the same edit inside
-  // its data, the same outcome.
-  fs::remove(f);
-  auto cab = d.copy("cab-plain.cab", "bin/setup.cab");
-  auto run2 = std::async(std::launch::async, [&] {
-    return sh(emu.action_env(d.path / "bin", "INPUT_TIMEOUT=60") + tsign_cmd() + " action");
-  });
-  while (emu.count("sign") == 1 &&
-         run2.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
-  }
-  REQUIRE(emu.count("sign") == 2);
-  auto cab_bytes = read_file(cab);
-  at = cab_bytes.size() / 2;
-  while (cab_bytes.compare(at, 2, cab_bytes, at + 2, 2) == 0) at += 2;
-  std::swap_ranges(cab_bytes.begin() + static_cast<std::ptrdiff_t>(at),
-                   cab_bytes.begin() + static_cast<std::ptrdiff_t>(at + 2),
-                   cab_bytes.begin() + static_cast<std::ptrdiff_t>(at + 2));
-  const auto cab_mtime = fs::last_write_time(cab);
-  {
-    std::fstream io(cab, std::ios::in | std::ios::out | std::ios::binary);
-    io.seekp(static_cast<std::streamoff>(at));
-    io.write(cab_bytes.data() + at, 4);
-    REQUIRE(io.good());
-  }
-  fs::last_write_time(cab, cab_mtime);
-  auto r2 = run2.get();
-  INFO(r2.out);
-  CHECK(r2.code == 1);
-  CHECK(r2.out.find("changed while it was being signed") != std::string::npos);
-  CHECK(read_file(cab) == cab_bytes);
-  CHECK(listing(d.path / "bin") == std::vector<std::string>{"setup.cab"});
 }
 
 TEST_CASE("a PE that would reach 4 GiB once signed is refused before a signature is requested",
