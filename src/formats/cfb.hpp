@@ -129,4 +129,18 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
            const std::function<void(StreamReader&)>& read_first, SignedOutput& out,
            std::string_view name);
 
+// The same file written in one read of the original (issue 13), when the streams to write are
+// known only later (a signature of the digest being read):
+// copy_while_reading copies the file to `copy` as it stands, in order, fingerprinting every
+// sector from the bytes copied, then runs `read(reader)` on `src` with every sector it reads
+// checked against the copy's (changed() on a difference, or when the file's size changed): what
+// the caller reads is what was copied. The second read comes from the page cache.
+// finish_copy then makes of the copy exactly what write() writes: the last sector padded, the
+// new sectors appended, the header and the existing table sectors patched in place.
+void copy_while_reading(Source& src, const Layout& layout,
+                        const std::function<void(StreamReader&)>& read, SignedOutput& copy,
+                        std::string_view name);
+void finish_copy(const Layout& layout, const std::vector<StreamUpdate>& streams,
+                 PatchableOutput& copy, std::string_view name);
+
 }  // namespace tsign::formats::cfb

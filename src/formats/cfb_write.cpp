@@ -18,8 +18,9 @@ using namespace detail;
 
 namespace {
 
-// What a stream read sees of each regular sector, so that a later copy of the same sectors can
-// be checked against it: a file edited between the digest pass and the copy is caught.
+// What one read of the file saw of each regular sector, so that another read of the same
+// sectors can be checked against it: a file edited between the digest pass and the copy (in
+// either order) is caught.
 class Fingerprints {
  public:
   // 4 bytes a sector: a 2 GiB file of 512-byte sectors keeps 16 MiB of them.
@@ -138,25 +139,61 @@ void put_table(Bytes& b, const Table& t, std::size_t from, std::size_t n) {
   for (std::size_t i = 0; i < n && from + i < t.size(); ++i) put32(&b[4 * i], t[from + i]);
 }
 
-}  // namespace
+// What writing `streams` makes of a compound file, from its tables alone: the new header, what
+// replaces each existing table sector, and the sectors appended after the last one. Both ways of
+// writing (write(), and copy_while_reading() then finish_copy()) emit exactly this. Keeps a
+// reference to the layout.
+class Plan {
+ public:
+  enum class Kind : std::uint8_t { fat_table, difat_table, minifat_table, dir_table };
+  struct Role {
+    std::uint32_t sector;
+    Kind kind;
+    std::uint32_t index;
+  };
 
-void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& streams,
-           const std::function<void(StreamReader&)>& read_first, SignedOutput& out,
-           std::string_view name) {
-  const Layout& l = layout;
+  Plan(const Layout& l, const std::vector<StreamUpdate>& streams, std::string_view name);
+
+  const std::array<std::uint8_t, 512>& header() const { return header_; }
+  // The existing table sectors, sorted by position (a table a sector would cost as much memory
+  // as the fingerprints).
+  const std::vector<Role>& roles() const { return roles_; }
+  // The new content of an existing table sector.
+  Bytes sector(const Role& r) const { return table_sector(r.kind, r.index); }
+  // Everything after the file's last sector: mini stream, stream data and the tables' growth.
+  void write_appended(SignedOutput& out) const;
+
+ private:
+  Bytes table_sector(Kind kind, std::uint32_t k) const;
+  Bytes dir_sector(std::size_t k) const;
+  Bytes difat_sector(std::size_t k) const;
+
+  const Layout& l_;
+  std::uint32_t per_ = 0;  // table entries a sector
+  FatEdit fat_;
+  std::vector<std::uint32_t> minifat_;
+  std::vector<Entry> entries_;
+  std::array<std::uint8_t, 512> header_{};
+  std::vector<std::uint32_t> fat_sectors_, difat_sectors_;
+  Bytes mini_data_, reg_data_;
+  std::uint32_t minifat_have_ = 0, minifat_add_ = 0, dir_add_ = 0;
+  std::uint32_t fat_have_ = 0, fat_add_ = 0, difat_have_ = 0, difat_add_ = 0;
+  std::vector<Role> roles_;
+};
+
+Plan::Plan(const Layout& l, const std::vector<StreamUpdate>& streams, std::string_view name)
+    : l_(l), per_(l.sector_size / 4), fat_(l.fat), minifat_(l.minifat), entries_(l.entries) {
   const std::uint32_t ssz = l.sector_size;
-  const std::uint32_t per = ssz / 4;
+  const std::uint32_t per = per_;
   const std::uint32_t S = static_cast<std::uint32_t>(l.sectors);
-
-  FatEdit fat(l.fat);
-  std::vector<std::uint32_t> minifat = l.minifat;
-  std::vector<Entry> entries = l.entries;
+  FatEdit& fat = fat_;
+  std::vector<std::uint32_t>& minifat = minifat_;
+  std::vector<Entry>& entries = entries_;
   for (const StreamUpdate& st : streams)
     if (st.id) free_stream(l, l.entries[*st.id], fat, minifat);
 
   // Each new stream's directory entry: a free slot, or a new directory sector.
   std::vector<std::uint32_t> ids, added;
-  std::uint32_t dir_add = 0;
   for (const StreamUpdate& st : streams) {
     if (st.id) {
       ids.push_back(*st.id);
@@ -169,7 +206,7 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
       if (entries[i].type == 0) id = i;
     if (id == 0) {
       id = static_cast<std::uint32_t>(entries.size());
-      ++dir_add;
+      ++dir_add_;
       Entry blank;
       put32(blank.raw.data() + 0x44, kNoStream);
       put32(blank.raw.data() + 0x48, kNoStream);
@@ -210,33 +247,32 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   for (auto& it : mini_items) mcount += (it.data.size() + kMiniSector - 1) / kMiniSector;
   const std::uint32_t mini_add = static_cast<std::uint32_t>((mcount * kMiniSector + ssz - 1) / ssz);
   const std::uint64_t minifat_need = mini_add ? m0 + mcount : 0;
-  const std::uint32_t minifat_have = static_cast<std::uint32_t>(l.minifat_sectors.size());
+  minifat_have_ = static_cast<std::uint32_t>(l.minifat_sectors.size());
   const std::uint32_t minifat_total = std::max<std::uint32_t>(
-      minifat_have, static_cast<std::uint32_t>((minifat_need + per - 1) / per));
-  const std::uint32_t minifat_add = minifat_total - minifat_have;
+      minifat_have_, static_cast<std::uint32_t>((minifat_need + per - 1) / per));
+  minifat_add_ = minifat_total - minifat_have_;
   std::uint32_t reg_add = 0;
   for (auto& it : regular_items)
     reg_add += static_cast<std::uint32_t>((it.data.size() + ssz - 1) / ssz);
 
   // The FAT and DIFAT grow until they cover every sector, themselves included.
-  const std::uint64_t base = std::uint64_t{S} + mini_add + reg_add + minifat_add + dir_add;
-  const std::uint32_t fat_have = static_cast<std::uint32_t>(l.fat_sectors.size());
-  const std::uint32_t difat_have = static_cast<std::uint32_t>(l.difat_sectors.size());
-  std::uint32_t fat_add = 0, difat_add = 0;
+  const std::uint64_t base = std::uint64_t{S} + mini_add + reg_add + minifat_add_ + dir_add_;
+  fat_have_ = static_cast<std::uint32_t>(l.fat_sectors.size());
+  difat_have_ = static_cast<std::uint32_t>(l.difat_sectors.size());
   for (;;) {
-    const std::uint64_t total = base + fat_add + difat_add;
+    const std::uint64_t total = base + fat_add_ + difat_add_;
     const std::uint32_t need_fat = static_cast<std::uint32_t>((total + per - 1) / per);
-    const std::uint32_t fat_total = std::max(fat_have, need_fat);
+    const std::uint32_t fat_total = std::max(fat_have_, need_fat);
     const std::uint32_t need_difat =
         fat_total > kHeaderDifat
             ? static_cast<std::uint32_t>((fat_total - kHeaderDifat + per - 2) / (per - 1))
             : 0;
-    const std::uint32_t difat_total = std::max(difat_have, need_difat);
-    if (fat_total - fat_have == fat_add && difat_total - difat_have == difat_add) break;
-    fat_add = fat_total - fat_have;
-    difat_add = difat_total - difat_have;
+    const std::uint32_t difat_total = std::max(difat_have_, need_difat);
+    if (fat_total - fat_have_ == fat_add_ && difat_total - difat_have_ == difat_add_) break;
+    fat_add_ = fat_total - fat_have_;
+    difat_add_ = difat_total - difat_have_;
   }
-  const std::uint64_t total = base + fat_add + difat_add;
+  const std::uint64_t total = base + fat_add_ + difat_add_;
   if (total > kMaxRegSect)
     fail(name, "the signed file would hold more sectors than a compound file can");
 
@@ -249,12 +285,12 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   };
   const std::uint32_t mini_at = take(mini_add);
   const std::uint32_t reg_at = take(reg_add);
-  const std::uint32_t minifat_at = take(minifat_add);
-  const std::uint32_t dir_at = take(dir_add);
-  const std::uint32_t fat_at = take(fat_add);
-  const std::uint32_t difat_at = take(difat_add);
+  const std::uint32_t minifat_at = take(minifat_add_);
+  const std::uint32_t dir_at = take(dir_add_);
+  const std::uint32_t fat_at = take(fat_add_);
+  const std::uint32_t difat_at = take(difat_add_);
 
-  fat.grow_free_from(std::size_t{fat_have + fat_add} * per, S);
+  fat.grow_free_from(std::size_t{fat_have_ + fat_add_} * per, S);
   auto chain = [&](std::uint32_t first, std::uint32_t n, std::uint32_t prev_last,
                    std::uint32_t* head) {
     if (n == 0) return;
@@ -271,14 +307,14 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   Entry& root = entries[0];
   std::uint32_t root_start = root.start;
   chain(mini_at, mini_add, l.ministream.empty() ? kNoStream : l.ministream.back(), &root_start);
-  Bytes mini_data(std::size_t{mini_add} * ssz, 0);
+  mini_data_.assign(std::size_t{mini_add} * ssz, 0);
   if (mini_add) {
     minifat.resize(std::size_t{minifat_total} * per, kFreeSect);
     std::uint64_t m = m0;
     for (auto& it : mini_items) {
       const std::uint64_t k = (it.data.size() + kMiniSector - 1) / kMiniSector;
       std::copy(it.data.begin(), it.data.end(),
-                mini_data.begin() + static_cast<std::ptrdiff_t>((m - m0) * kMiniSector));
+                mini_data_.begin() + static_cast<std::ptrdiff_t>((m - m0) * kMiniSector));
       for (std::uint64_t i = 0; i < k; ++i)
         minifat[m + i] = i + 1 < k ? static_cast<std::uint32_t>(m + i + 1) : kEndOfChain;
       set_size(entries[it.id], it.data.size(), static_cast<std::uint32_t>(m));
@@ -286,7 +322,7 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
     }
     set_size(root, (m0 + mcount) * kMiniSector, root_start);
   }
-  Bytes reg_data(std::size_t{reg_add} * ssz, 0);
+  reg_data_.assign(std::size_t{reg_add} * ssz, 0);
   {
     std::uint32_t at = reg_at;
     std::size_t pos = 0;
@@ -294,20 +330,21 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
       const std::uint32_t k = static_cast<std::uint32_t>((it.data.size() + ssz - 1) / ssz);
       chain(at, k, kNoStream, nullptr);
       std::copy(it.data.begin(), it.data.end(),
-                reg_data.begin() + static_cast<std::ptrdiff_t>(pos));
+                reg_data_.begin() + static_cast<std::ptrdiff_t>(pos));
       set_size(entries[it.id], it.data.size(), at);
       at += k;
       pos += std::size_t{k} * ssz;
     }
   }
-  std::array<std::uint8_t, 512> header = l.header;
+  std::array<std::uint8_t, 512>& header = header_;
+  header = l.header;
   std::uint32_t minifat_first = le32(header.data() + 0x3C);
-  chain(minifat_at, minifat_add, l.minifat_sectors.empty() ? kNoStream : l.minifat_sectors.back(),
+  chain(minifat_at, minifat_add_, l.minifat_sectors.empty() ? kNoStream : l.minifat_sectors.back(),
         &minifat_first);
   std::uint32_t dir_first = le32(header.data() + 0x30);
-  chain(dir_at, dir_add, l.dir_sectors.back(), &dir_first);
-  for (std::uint32_t i = 0; i < fat_add; ++i) fat.set(fat_at + i, kFatSect);
-  for (std::uint32_t i = 0; i < difat_add; ++i) fat.set(difat_at + i, kDifSect);
+  chain(dir_at, dir_add_, l.dir_sectors.back(), &dir_first);
+  for (std::uint32_t i = 0; i < fat_add_; ++i) fat.set(fat_at + i, kFatSect);
+  for (std::uint32_t i = 0; i < difat_add_; ++i) fat.set(difat_at + i, kDifSect);
   if (!added.empty()) {
     std::vector<std::uint32_t> root_ids = l.children[0];
     root_ids.insert(root_ids.end(), added.begin(), added.end());
@@ -315,29 +352,195 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
   }
 
   // The DIFAT: every FAT sector's number, 109 in the header, the rest in DIFAT sectors.
-  std::vector<std::uint32_t> fat_sectors = l.fat_sectors;
-  for (std::uint32_t i = 0; i < fat_add; ++i) fat_sectors.push_back(fat_at + i);
-  std::vector<std::uint32_t> difat_sectors = l.difat_sectors;
-  for (std::uint32_t i = 0; i < difat_add; ++i) difat_sectors.push_back(difat_at + i);
+  fat_sectors_ = l.fat_sectors;
+  for (std::uint32_t i = 0; i < fat_add_; ++i) fat_sectors_.push_back(fat_at + i);
+  difat_sectors_ = l.difat_sectors;
+  for (std::uint32_t i = 0; i < difat_add_; ++i) difat_sectors_.push_back(difat_at + i);
   for (std::size_t i = 0; i < kHeaderDifat; ++i)
-    put32(header.data() + 0x4C + 4 * i, i < fat_sectors.size() ? fat_sectors[i] : kFreeSect);
-  auto difat_sector = [&](std::size_t k) {
-    Bytes b(ssz, 0xFF);
-    for (std::size_t i = 0; i + 1 < per; ++i) {
-      const std::size_t at = kHeaderDifat + k * (per - 1) + i;
-      if (at < fat_sectors.size()) put32(&b[4 * i], fat_sectors[at]);
-    }
-    put32(&b[ssz - 4], k + 1 < difat_sectors.size() ? difat_sectors[k + 1] : kEndOfChain);
-    return b;
-  };
-  put32(header.data() + 0x2C, static_cast<std::uint32_t>(fat_sectors.size()));
+    put32(header.data() + 0x4C + 4 * i, i < fat_sectors_.size() ? fat_sectors_[i] : kFreeSect);
+  put32(header.data() + 0x2C, static_cast<std::uint32_t>(fat_sectors_.size()));
   put32(header.data() + 0x30, dir_first);
   put32(header.data() + 0x3C, minifat_first);
   put32(header.data() + 0x40, minifat_total);
-  put32(header.data() + 0x44, difat_sectors.empty() ? kEndOfChain : difat_sectors[0]);
-  put32(header.data() + 0x48, static_cast<std::uint32_t>(difat_sectors.size()));
+  put32(header.data() + 0x44, difat_sectors_.empty() ? kEndOfChain : difat_sectors_[0]);
+  put32(header.data() + 0x48, static_cast<std::uint32_t>(difat_sectors_.size()));
   if (l.major == 4)
-    put32(header.data() + 0x28, static_cast<std::uint32_t>(l.dir_sectors.size() + dir_add));
+    put32(header.data() + 0x28, static_cast<std::uint32_t>(l.dir_sectors.size() + dir_add_));
+
+  for (std::uint32_t i = 0; i < fat_have_; ++i)
+    roles_.push_back({l.fat_sectors[i], Kind::fat_table, i});
+  for (std::uint32_t i = 0; i < difat_have_; ++i)
+    roles_.push_back({l.difat_sectors[i], Kind::difat_table, i});
+  for (std::uint32_t i = 0; i < minifat_have_; ++i)
+    roles_.push_back({l.minifat_sectors[i], Kind::minifat_table, i});
+  for (std::uint32_t i = 0; i < l.dir_sectors.size(); ++i)
+    roles_.push_back({l.dir_sectors[i], Kind::dir_table, i});
+  std::sort(roles_.begin(), roles_.end(),
+            [](const Role& a, const Role& b) { return a.sector < b.sector; });
+}
+
+Bytes Plan::dir_sector(std::size_t k) const {
+  const std::size_t n = l_.sector_size / kEntrySize;
+  Bytes b(l_.sector_size, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    std::copy(entries_[k * n + i].raw.begin(), entries_[k * n + i].raw.end(),
+              b.begin() + static_cast<std::ptrdiff_t>(i * kEntrySize));
+  return b;
+}
+
+Bytes Plan::difat_sector(std::size_t k) const {
+  Bytes b(l_.sector_size, 0xFF);
+  for (std::size_t i = 0; i + 1 < per_; ++i) {
+    const std::size_t at = kHeaderDifat + k * (per_ - 1) + i;
+    if (at < fat_sectors_.size()) put32(&b[4 * i], fat_sectors_[at]);
+  }
+  put32(&b[l_.sector_size - 4],
+        k + 1 < difat_sectors_.size() ? difat_sectors_[k + 1] : kEndOfChain);
+  return b;
+}
+
+Bytes Plan::table_sector(Kind kind, std::uint32_t k) const {
+  Bytes b;
+  switch (kind) {
+    case Kind::fat_table:
+      put_table(b, fat_, std::size_t{k} * per_, per_);
+      break;
+    case Kind::minifat_table:
+      put_table(b, minifat_, std::size_t{k} * per_, per_);
+      break;
+    case Kind::difat_table:
+      b = difat_sector(k);
+      break;
+    case Kind::dir_table:
+      b = dir_sector(k);
+      break;
+  }
+  return b;
+}
+
+void Plan::write_appended(SignedOutput& out) const {
+  out.write(mini_data_);
+  out.write(reg_data_);
+  for (std::uint32_t i = 0; i < minifat_add_; ++i)
+    out.write(table_sector(Kind::minifat_table, minifat_have_ + i));
+  for (std::uint32_t i = 0; i < dir_add_; ++i) out.write(dir_sector(l_.dir_sectors.size() + i));
+  for (std::uint32_t i = 0; i < fat_add_; ++i)
+    out.write(table_sector(Kind::fat_table, fat_have_ + i));
+  for (std::uint32_t i = 0; i < difat_add_; ++i) out.write(difat_sector(difat_have_ + i));
+}
+
+// Bytes of the file's last sector missing from the file (a file may end inside its last sector;
+// the appended sectors start at the next whole one).
+std::uint64_t tail_padding(const Layout& l) {
+  const std::uint64_t end = sector_offset(l, static_cast<std::uint32_t>(l.sectors));
+  return end > l.file_size ? end - l.file_size : 0;
+}
+
+// The original as copy_while_reading's caller reads it. The file is copied in order, a chunk
+// at a time, handed to the copy before anything reads it; a read ahead of the copy moves it on.
+// A read inside the last two chunks (a stream stored in file order, the usual case: one read of
+// the file in all) is served from them, the very bytes copied. A read further behind (a stream
+// stored before the one read last) goes to the file again, from the page cache, each sector
+// checked against a fingerprint of the bytes copied. The fingerprints are taken as a chunk
+// leaves the two, of the sectors a read may still want: those not read yet, and those of the
+// mini stream (read once for each small stream in them). A stream stored in order so costs no
+// fingerprint at all.
+class CopyingSource final : public Source {
+ public:
+  CopyingSource(Source& src, const Layout& l, SignedOutput& copy, std::string_view name)
+      : src_(src),
+        l_(l),
+        copy_(copy),
+        name_(name),
+        fps_(l.sectors),
+        read_(static_cast<std::size_t>(l.sectors)),
+        shared_(static_cast<std::size_t>(l.sectors)) {
+    for (std::uint32_t s : l.ministream) shared_[s] = true;
+  }
+
+  std::uint64_t size() const override { return src_.size(); }
+
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    const std::uint32_t ssz = l_.sector_size;
+    const std::uint64_t end = offset + out.size();
+    // The reader reads whole sectors (the last one as far as the file goes), never the header.
+    if (offset % ssz != 0 || offset < ssz || end > l_.file_size)
+      throw std::logic_error("cfb: a stream read that is not a run of sectors");
+    while (copied_ < end) advance();
+    // The part behind the two chunks kept, from the file, checked; the rest from them.
+    const std::uint64_t split = std::clamp(prev_at_, offset, end);
+    if (offset < split) {
+      const std::span<std::uint8_t> behind = out.first(static_cast<std::size_t>(split - offset));
+      src_.read_at(offset, behind);
+      for (std::uint64_t at = offset; at < split; at += ssz) {
+        const auto s = static_cast<std::uint32_t>(at / ssz - 1);
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(ssz, split - at));
+        // No fingerprint: read before, and not expected again (a chain holds a sector once).
+        if (fps_.get(s) == 0 ||
+            fps_.get(s) != Fingerprints::of(ByteView(behind.data() + (at - offset), n)))
+          changed(name_);
+      }
+    }
+    for (const auto& [at, b] : {std::pair{prev_at_, &prev_}, std::pair{cur_at_, &cur_}}) {
+      const std::uint64_t from = std::max(split, at), to = std::min(end, at + b->size());
+      if (from < to)
+        std::memcpy(out.data() + (from - offset), b->data() + (from - at),
+                    static_cast<std::size_t>(to - from));
+    }
+    for (std::uint64_t at = offset; at < end; at += ssz) read_[at / ssz - 1] = true;
+  }
+
+  // Copies what no read reached.
+  void finish() {
+    while (copied_ < l_.file_size) advance();
+  }
+
+ private:
+  void advance() {
+    fingerprint_leaving(prev_, prev_at_);
+    prev_.swap(cur_);
+    prev_at_ = cur_at_;
+    cur_at_ = copied_;
+    // kChunk is a multiple of every sector size: a chunk starts on a sector.
+    cur_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
+    src_.read_at(copied_, cur_);
+    copy_.write(cur_);
+    copied_ += cur_.size();
+  }
+  void fingerprint_leaving(const Bytes& b, std::uint64_t from) {
+    const std::uint32_t ssz = l_.sector_size;
+    const std::uint64_t end = from + b.size();
+    for (std::uint64_t at = std::max<std::uint64_t>(from, ssz); at < end; at += ssz) {
+      const std::uint64_t s = at / ssz - 1;
+      if (s >= l_.sectors) break;
+      if (read_[s] && !shared_[s]) continue;
+      fps_.note(static_cast<std::uint32_t>(s),
+                ByteView(b.data() + (at - from),
+                         static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
+                name_);
+    }
+  }
+
+  Source& src_;
+  const Layout& l_;
+  SignedOutput& copy_;
+  std::string_view name_;
+  Fingerprints fps_;
+  std::vector<bool> read_;    // sectors a read has seen
+  std::vector<bool> shared_;  // the mini stream's sectors
+  Bytes prev_, cur_;          // the last two chunks copied, at prev_at_ and cur_at_
+  std::uint64_t prev_at_ = 0, cur_at_ = 0, copied_ = 0;
+};
+
+}  // namespace
+
+void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& streams,
+           const std::function<void(StreamReader&)>& read_first, SignedOutput& out,
+           std::string_view name) {
+  const Layout& l = layout;
+  const std::uint32_t ssz = l.sector_size;
+  const std::uint32_t S = static_cast<std::uint32_t>(l.sectors);
+  const Plan plan(l, streams, name);
 
   // The caller's reads (a digest of the file as it will be written), fingerprinted.
   Fingerprints fps(l.sectors);
@@ -346,66 +549,20 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
     read_first(reader);
   }
 
-  // What replaces each existing table sector: the table sectors only, sorted by position (a
-  // table a sector would cost as much memory as the fingerprints).
-  enum class Kind : std::uint8_t { data, fat_table, difat_table, minifat_table, dir_table };
-  struct Role {
-    std::uint32_t sector;
-    Kind kind;
-    std::uint32_t index;
-  };
-  std::vector<Role> roles;
-  for (std::uint32_t i = 0; i < fat_have; ++i)
-    roles.push_back({l.fat_sectors[i], Kind::fat_table, i});
-  for (std::uint32_t i = 0; i < difat_have; ++i)
-    roles.push_back({l.difat_sectors[i], Kind::difat_table, i});
-  for (std::uint32_t i = 0; i < minifat_have; ++i)
-    roles.push_back({l.minifat_sectors[i], Kind::minifat_table, i});
-  for (std::uint32_t i = 0; i < l.dir_sectors.size(); ++i)
-    roles.push_back({l.dir_sectors[i], Kind::dir_table, i});
-  std::sort(roles.begin(), roles.end(),
-            [](const Role& a, const Role& b) { return a.sector < b.sector; });
-  std::size_t next_role = 0;  // the first table sector at or after the copy's position
-  auto dir_sector = [&](std::size_t k) {
-    Bytes b(ssz, 0);
-    for (std::size_t i = 0; i < ssz / kEntrySize; ++i)
-      std::copy(entries[k * (ssz / kEntrySize) + i].raw.begin(),
-                entries[k * (ssz / kEntrySize) + i].raw.end(), b.begin() + i * kEntrySize);
-    return b;
-  };
-  auto table_sector = [&](Kind kind, std::uint32_t k) {
-    Bytes b;
-    switch (kind) {
-      case Kind::fat_table:
-        put_table(b, fat, std::size_t{k} * per, per);
-        break;
-      case Kind::minifat_table:
-        put_table(b, minifat, std::size_t{k} * per, per);
-        break;
-      case Kind::difat_table:
-        b = difat_sector(k);
-        break;
-      case Kind::dir_table:
-        b = dir_sector(k);
-        break;
-      case Kind::data:
-        break;
-    }
-    return b;
-  };
-
   {
     // The header sector: the new header, the rest of a 4096-byte sector as it was.
     Bytes first(ssz, 0);
     src.read_at(0, first);
-    std::copy(header.begin(), header.end(), first.begin());
+    std::copy(plan.header().begin(), plan.header().end(), first.begin());
     out.write(first);
   }
+  const auto& roles = plan.roles();
+  std::size_t next_role = 0;  // the first table sector at or after the copy's position
   Bytes buf;
   for (std::uint32_t s = 0; s < S;) {
     while (next_role < roles.size() && roles[next_role].sector < s) ++next_role;
     if (next_role < roles.size() && roles[next_role].sector == s) {
-      out.write(table_sector(roles[next_role].kind, roles[next_role].index));
+      out.write(plan.sector(roles[next_role]));
       ++s;
       continue;
     }
@@ -426,15 +583,31 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
     out.write(buf);
     s = e;
   }
-  out.write(mini_data);
-  out.write(reg_data);
-  for (std::uint32_t i = 0; i < minifat_add; ++i)
-    out.write(table_sector(Kind::minifat_table, minifat_have + i));
-  for (std::uint32_t i = 0; i < dir_add; ++i) out.write(dir_sector(l.dir_sectors.size() + i));
-  for (std::uint32_t i = 0; i < fat_add; ++i)
-    out.write(table_sector(Kind::fat_table, fat_have + i));
-  for (std::uint32_t i = 0; i < difat_add; ++i) out.write(difat_sector(difat_have + i));
+  plan.write_appended(out);
   if (src.size() != l.file_size) changed(name);
+}
+
+void copy_while_reading(Source& src, const Layout& layout,
+                        const std::function<void(StreamReader&)>& read, SignedOutput& copy,
+                        std::string_view name) {
+  if (src.size() != layout.file_size) changed(name);
+  CopyingSource original(src, layout, copy, name);
+  {
+    StreamReader reader(original, layout, name);
+    read(reader);
+  }
+  original.finish();
+  if (src.size() != layout.file_size) changed(name);
+}
+
+void finish_copy(const Layout& layout, const std::vector<StreamUpdate>& streams,
+                 PatchableOutput& copy, std::string_view name) {
+  const Plan plan(layout, streams, name);
+  // Appended first, so that every patch lies inside what is written.
+  copy.write(Bytes(static_cast<std::size_t>(tail_padding(layout)), 0));
+  plan.write_appended(copy);
+  copy.patch(0, plan.header());
+  for (const auto& r : plan.roles()) copy.patch(sector_offset(layout, r.sector), plan.sector(r));
 }
 
 }  // namespace tsign::formats::cfb

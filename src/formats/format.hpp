@@ -70,8 +70,9 @@ class SignableFile {
   // it (digest_copying), and once the signature exists turn that copy into the signed file
   // (finish_copy): the bytes signed are then the bytes copied, by construction. The caller makes
   // sure nobody wrote the original meanwhile (platform::file_stamp). A cabinet does the same
-  // with its header rewritten first. Formats that rebuild the file (MSI, app packages, catalogs,
-  // scripts) say false and are signed with digest and write_signed.
+  // with its header rewritten first; a compound file (MSI) is copied whole, then its header and
+  // tables patched and the new sectors appended. Formats that rebuild the file (app packages,
+  // catalogs, scripts) say false and are signed with digest and write_signed.
   virtual bool copies_while_digesting() const { return false; }
   // Whether the bytes digest_copying writes are the original's, unchanged, up to where it stops
   // (a PE's: everything before its certificate table), so that the original's plain SHA-256 can

@@ -197,6 +197,21 @@ void check_nest_digest(ByteView primary_der, DigestAlg alg, std::string_view nam
              " one; nest with the same file-digest or replace the signature");
 }
 
+namespace {
+
+// MsiDigitalSignatureEx keeps its entry with the pre-hash for `alg` (the entries it covers do
+// not change); the signature replaces the old one or becomes a new stream of the root.
+std::vector<cfb::StreamUpdate> signature_streams(const Layout& layout, ByteView pkcs7_der,
+                                                 DigestAlg alg) {
+  std::vector<cfb::StreamUpdate> streams;
+  if (layout.signature_ex) streams.push_back({layout.signature_ex, {}, prehash_of(layout, alg)});
+  streams.push_back({layout.signature, layout.signature ? Bytes{} : ds_name(),
+                     Bytes(pkcs7_der.begin(), pkcs7_der.end())});
+  return streams;
+}
+
+}  // namespace
+
 Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
                    std::string_view name, DigestAlg alg) {
   if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
@@ -204,17 +219,26 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
   // The structure is read again, not trusted from when the file was opened.
   if (!cfb::same_structure(msi::parse(src, name), layout)) cfb::changed(name);
   if (layout.signature_ex) check_nest_digest(pkcs7_der, alg, name);
-  // MsiDigitalSignatureEx keeps its entry with the pre-hash for `alg` (the entries it covers do
-  // not change); the signature replaces the old one or becomes a new stream of the root.
-  std::vector<cfb::StreamUpdate> streams;
-  if (layout.signature_ex) streams.push_back({layout.signature_ex, {}, prehash_of(layout, alg)});
-  streams.push_back({layout.signature, layout.signature ? Bytes{} : ds_name(),
-                     Bytes(pkcs7_der.begin(), pkcs7_der.end())});
   Bytes result;
   cfb::write(
-      src, layout, streams, [&](cfb::StreamReader& r) { result = digest_with(r, layout, alg); },
-      out, name);
+      src, layout, signature_streams(layout, pkcs7_der, alg),
+      [&](cfb::StreamReader& r) { result = digest_with(r, layout, alg); }, out, name);
   return result;
+}
+
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, SignedOutput& copy,
+                     std::string_view name) {
+  Bytes result;
+  cfb::copy_while_reading(
+      src, layout, [&](cfb::StreamReader& r) { result = digest_with(r, layout, alg); }, copy, name);
+  return result;
+}
+
+void finish_copy(const Layout& layout, ByteView pkcs7_der, PatchableOutput& copy,
+                 std::string_view name, DigestAlg alg) {
+  if (pkcs7_der.empty()) fail(name, "cannot embed an empty signature");
+  if (layout.signature_ex) check_nest_digest(pkcs7_der, alg, name);
+  cfb::finish_copy(layout, signature_streams(layout, pkcs7_der, alg), copy, name);
 }
 
 SignedContent signed_content() {
@@ -273,9 +297,23 @@ class MsiFile final : public SignableFile {
     return msi::write_signed(src, layout_, pkcs7_der, out, name_, alg);
   }
 
+  // One read of the original (issue 13): the compound file is copied as it stands, its streams
+  // digested from the same sectors; the signature and the tables are filled in afterwards.
+  bool copies_while_digesting() const override { return true; }
+  Bytes digest_copying(DigestAlg alg, PatchableOutput& copy) override {
+    platform::ReadFile f(path());
+    FileSource src(f);
+    copy_alg_ = alg;
+    return msi::digest_copying(src, layout_, alg, copy, name_);
+  }
+  void finish_copy(ByteView pkcs7_der, PatchableOutput& copy) override {
+    msi::finish_copy(layout_, pkcs7_der, copy, name_, copy_alg_);
+  }
+
  private:
   std::string name_;
   Layout layout_;
+  DigestAlg copy_alg_ = DigestAlg::sha256;  // digest_copying's, for the pre-hash finish_copy writes
 };
 
 }  // namespace

@@ -63,6 +63,15 @@ std::optional<Bytes> signature(Source& src, const Layout& layout, std::string_vi
 Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, SignedOutput& out,
                    std::string_view name, DigestAlg alg = DigestAlg::sha256);
 
+// The same file written in one read of the original (SignableFile::digest_copying): the file is
+// copied to `copy` as it stands while its digest is computed from the same sectors (returned),
+// and once the signature exists finish_copy makes of the copy, byte for byte, what write_signed
+// writes.
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, SignedOutput& copy,
+                     std::string_view name);
+void finish_copy(const Layout& layout, ByteView pkcs7_der, PatchableOutput& copy,
+                 std::string_view name, DigestAlg alg = DigestAlg::sha256);
+
 // The SpcSipInfo for MSI: version 1, GUID {000C10F1-0000-0000-C000-000000000046}.
 SignedContent signed_content();
 

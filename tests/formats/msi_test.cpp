@@ -7,6 +7,7 @@
 #include "common/error.hpp"
 #include "support/cfb.hpp"
 #include "support/fixtures.hpp"
+#include "support/memory_output.hpp"
 
 namespace msi = tsign::formats::msi;
 using tsign::Bytes;
@@ -69,6 +70,12 @@ Bytes sign_and_check(const Bytes& in, const Bytes& sig, DigestAlg alg) {
   REQUIRE(msi::signature(src2, l2, "out.msi"));
   CHECK(*msi::signature(src2, l2, "out.msi") == sig);
   CHECK(out.data.size() % l2.sector_size == 0);
+  // The signing in one read (the engine's path) writes the same bytes.
+  msi::MemorySource src3(in, "in.msi");
+  tsign::test::MemoryPatchable copy;
+  CHECK(msi::digest_copying(src3, l, alg, copy, "in.msi") == before);
+  msi::finish_copy(l, sig, copy, "in.msi", alg);
+  CHECK((copy.bytes == out.data));  // a bool: Catch would print megabytes
   return out.data;
 }
 
@@ -134,6 +141,24 @@ TEST_CASE("msi: a full directory and a growing FAT and DIFAT", "[msi]") {
   sign_and_check(big.bytes, pattern(5000, 7), DigestAlg::sha256);
 }
 
+TEST_CASE("msi: signed in one read whatever order the streams are stored in", "[msi]") {
+  // "A" is digested before "Z". Stored in that order the file is read once; stored the other
+  // way "Z" is read again, behind the chunks the copy keeps, in whole (a 5000-byte "Z" under a
+  // 3 MiB "A") or in part (a 2.5 MiB "Z" whose first run reaches into the kept chunks).
+  const std::vector<std::vector<CfbStream>> layouts = {
+      {{"A", pattern(3u << 20, 1)}, {"Z", pattern(5000, 2)}},
+      {{"Z", pattern(5000, 2)}, {"A", pattern(3u << 20, 1)}},
+      {{"Z", pattern(5u << 19, 3)}, {"A", pattern(100000, 4)}},
+      {{"Z", pattern(5u << 19, 3)}, {"Small", pattern(100, 5)}, {"A", pattern(100000, 4)}}};
+  for (const auto& streams : layouts) {
+    for (int major : {3, 4}) {
+      INFO(streams.size() << " streams, the first of " << streams[0].data.size()
+                          << " bytes, version " << major);
+      sign_and_check(make_cfb(major, streams).bytes, pattern(6000, 9), DigestAlg::sha256);
+    }
+  }
+}
+
 TEST_CASE("msi: with MsiDigitalSignatureEx the pre-hash comes first and is rewritten", "[msi]") {
   auto streams = sample();
   streams.push_back({"\x05MsiDigitalSignatureEx", Bytes(32, 0)});
@@ -192,6 +217,27 @@ TEST_CASE("msi: a file changed while it is being signed is refused or shows in t
     EditedSource racy(c.bytes, at);
     Collect o;
     CHECK_THROWS_WITH(msi::write_signed(racy, l, pattern(100, 1), o, "t.msi"),
+                      Catch::Contains("t.msi: the file changed while it was being signed"));
+  }
+  // In one read: what is digested is what was copied. In a small file every stream is read
+  // from the chunk just copied, so an edit made after the copy read it is in neither.
+  for (std::size_t at : {c.offset(c.stream_start[1]) + 5, c.offset(c.first_ministream) + 10}) {
+    EditedSource racy(c.bytes, at);
+    tsign::test::MemoryPatchable copy;
+    CHECK(msi::digest_copying(racy, l, DigestAlg::sha256, copy, "t.msi") == before);
+    CHECK((copy.bytes == c.bytes));
+  }
+  {
+    // A stream stored well before the one digested ahead of it ("Z" is stored first, "A" of
+    // 3 MiB after it, and "A" is digested first) is read from the file again: an edit made
+    // after the copy read it is refused.
+    auto z = make_cfb(3, {{"Z", pattern(5000, 1)}, {"A", pattern(3u << 20, 2)}});
+    REQUIRE(z.stream_start[0] < z.stream_start[1]);
+    msi::MemorySource zsrc(z.bytes);
+    auto zl = msi::parse(zsrc, "t.msi");
+    EditedSource racy(z.bytes, z.offset(z.stream_start[0]) + 5);
+    tsign::test::MemoryPatchable copy;
+    CHECK_THROWS_WITH(msi::digest_copying(racy, zl, DigestAlg::sha256, copy, "t.msi"),
                       Catch::Contains("t.msi: the file changed while it was being signed"));
   }
   // The structure changed since the file was opened.

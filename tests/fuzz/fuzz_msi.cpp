@@ -1,6 +1,7 @@
 // Fuzz target for the compound-file parser ([MS-CFB]), the MSI digest and the signed rewrite of
 // src/formats/msi.cpp: whatever parses must digest, sign (a mini-stream and a regular-sector
-// signature), parse again with the same digest and carry the signature it was given.
+// signature), parse again with the same digest and carry the signature it was given; signed in
+// one read (digest_copying, finish_copy) it must be the same bytes.
 #include "common/error.hpp"
 #include "formats/msi.hpp"
 #include "fuzz_targets.hpp"
@@ -29,6 +30,13 @@ std::string check_written(ByteView data, const msi::Layout& layout, const Bytes&
     return "written file has a different digest";
   auto s = msi::signature(again, l2, "output");
   if (!s || *s != sig) return "written file carries a different signature";
+  // The signing in one read writes the same bytes.
+  msi::MemorySource src2(data, "input");
+  test::MemoryPatchable copy;
+  if (msi::digest_copying(src2, layout, DigestAlg::sha256, copy, "input") != digest)
+    return "digest_copying reports another digest than the file's";
+  msi::finish_copy(layout, sig, copy, "input");
+  if (copy.bytes != out.bytes) return "the copy made while digesting differs from write_signed's";
   return {};
 }
 

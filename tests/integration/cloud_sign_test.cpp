@@ -325,13 +325,16 @@ TEST_CASE("a file edited while tsign waits for the service fails and keeps the e
   // The service answers the sign request "in progress, come back in 3 s": the file is edited
   // in that window, after its digest went out and before the signed copy is written.
   Emulator emu(emulator_state(d), {"--polls-before-success", "0", "--poll-retry-after", "3"});
-  // A PE, and a cabinet, also copied while it is hashed (its header rewritten). Each is edited
-  // inside its data: for the PE inside its first section (0x600 on).
+  // A PE, a cabinet (its header rewritten) and an MSI (its tables patched afterwards), each
+  // copied while it is hashed. Each is edited inside its data: for the PE inside its first
+  // section (0x600 on), for the others half-way.
   const struct {
     const char* fixture;
     const char* name;
     std::size_t from;
-  } kinds[] = {{"pe64.exe", "app.exe", 0x600}, {"cab-plain.cab", "setup.cab", 0}};
+  } kinds[] = {{"pe64.exe", "app.exe", 0x600},
+               {"cab-plain.cab", "setup.cab", 0},
+               {"msi.msi", "setup.msi", 0}};
   int signs = 0;
   for (const auto& k : kinds) {
     INFO(k.name);
