@@ -131,10 +131,11 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
 
 // The same file written in one read of the original (issue 13), when the streams to write are
 // known only later (a signature of the digest being read):
-// copy_while_reading copies the file to `copy` as it stands, in order, fingerprinting every
-// sector from the bytes copied, then runs `read(reader)` on `src` with every sector it reads
-// checked against the copy's (changed() on a difference, or when the file's size changed): what
-// the caller reads is what was copied. The second read comes from the page cache.
+// copy_while_reading runs `read(reader)` while it copies the file to `copy` as it stands, in
+// order, 1 MiB ahead of the reads: a read of the two chunks copied last gets their bytes (a
+// stream stored in file order costs one read of the file), a read further behind is read from
+// `src` again and checked against fingerprints of the bytes copied (changed() on a difference,
+// or when the file's size changed). Either way what the caller reads is what was copied.
 // finish_copy then makes of the copy exactly what write() writes: the last sector padded, the
 // new sectors appended, the header and the existing table sectors patched in place.
 void copy_while_reading(Source& src, const Layout& layout,
