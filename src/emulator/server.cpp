@@ -35,7 +35,6 @@
 #include "emulator/pki.hpp"
 #include "emulator/signing.hpp"
 #include "emulator/tsa.hpp"
-#include "http/any_stream.hpp"
 #include "platform/platform.hpp"
 
 namespace tsign::emulator {
@@ -105,8 +104,8 @@ struct Server::Impl {
   net::awaitable<void> accept_loop(tcp::acceptor& acc, bool tls_port);
   net::awaitable<void> https_session(tcp::socket sock);
   net::awaitable<void> http_session(tcp::socket sock);
-  // One function for both kinds of connection (http/any_stream.hpp says why).
-  net::awaitable<void> serve(tsign::http::AnyStream stream, bool tsa_port);
+  template <class Stream>
+  net::awaitable<void> serve(Stream& stream, bool tsa_port);
 
   Answer answer(const StringRequest& req, bool tsa_port, std::string& logged_path);
   Answer handle(const StringRequest& req, std::string& logged_path);
@@ -277,7 +276,7 @@ net::awaitable<void> Server::Impl::https_session(tcp::socket sock) {
   auto [ec] =
       co_await stream.async_handshake(ssl::stream_base::server, net::as_tuple(net::use_awaitable));
   if (ec) co_return;
-  co_await serve(tsign::http::AnyStream(stream), false);
+  co_await serve(stream, false);
   if (!stream.next_layer().socket().is_open()) co_return;
   stream.next_layer().expires_after(5s);
   co_await stream.async_shutdown(net::as_tuple(net::use_awaitable));
@@ -285,17 +284,18 @@ net::awaitable<void> Server::Impl::https_session(tcp::socket sock) {
 
 net::awaitable<void> Server::Impl::http_session(tcp::socket sock) {
   beast::tcp_stream stream(std::move(sock));
-  co_await serve(tsign::http::AnyStream(stream), true);
+  co_await serve(stream, true);
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
-net::awaitable<void> Server::Impl::serve(tsign::http::AnyStream stream, bool tsa_port) {
+template <class Stream>
+net::awaitable<void> Server::Impl::serve(Stream& stream, bool tsa_port) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(1024 * 1024);
-    stream.lowest().expires_after(60s);
+    beast::get_lowest_layer(stream).expires_after(60s);
     auto [rec, rn] =
         co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
     if (rec) co_return;
@@ -315,7 +315,7 @@ net::awaitable<void> Server::Impl::serve(tsign::http::AnyStream stream, bool tsa
     write_log(req, path, a, std::chrono::steady_clock::now() - start);
     if (a.drop) {
       boost::system::error_code ec;
-      stream.lowest().socket().close(ec);
+      beast::get_lowest_layer(stream).socket().close(ec);
       co_return;
     }
     a.res.version(req.version());
@@ -323,7 +323,7 @@ net::awaitable<void> Server::Impl::serve(tsign::http::AnyStream stream, bool tsa
     a.res.set(http::field::server, "tsign-emulator");
     a.res.set("x-ms-request-id", random_id());
     a.res.prepare_payload();
-    stream.lowest().expires_after(30s);
+    beast::get_lowest_layer(stream).expires_after(30s);
     auto [wec, wn] = co_await http::async_write(stream, a.res, net::as_tuple(net::use_awaitable));
     if (wec || !a.res.keep_alive()) co_return;
   }

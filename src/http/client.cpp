@@ -49,7 +49,6 @@
 #include <openssl/x509_vfy.h>
 
 #include "common/text.hpp"
-#include "http/any_stream.hpp"
 #include "http/pool.hpp"
 #include "http/url.hpp"
 #include "platform/env.hpp"
@@ -255,9 +254,10 @@ struct Client::Impl {
                                                        Clock::time_point limit);
   asio::awaitable<std::unique_ptr<Connection>> connect(const Url& t, const Proxy* via,
                                                        Clock::time_point limit);
-  asio::awaitable<void> tunnel(beast::tcp_stream& low, const Url& t, const Proxy& via,
+  asio::awaitable<void> tunnel(beast::tcp_stream& s, const Url& t, const Proxy& via,
                                Clock::time_point limit);
-  asio::awaitable<Response> exchange(AnyStream s, Connection& c, const Url& t, const Proxy* via,
+  template <class Stream>
+  asio::awaitable<Response> exchange(Stream& s, Connection& c, const Url& t, const Proxy* via,
                                      const Request& req, const Authorization& auth,
                                      Clock::time_point limit, bool reused, bool& keep_alive);
 };
@@ -363,10 +363,12 @@ asio::awaitable<Response> Client::Impl::attempt(HostPool& pool, const Url& t, co
     bool keep_alive = false;
     std::optional<Response> answer;
     try {
-      // Through a proxy, a TLS connection is a tunnel: the request inside it is the target's.
-      auto& conn = *lease.conn;
-      answer = co_await exchange(conn.tls ? AnyStream(*conn.tls) : AnyStream(*conn.plain), conn, t,
-                                 conn.tls ? nullptr : via, req, auth, limit, reused, keep_alive);
+      if (lease.conn->tls)
+        answer = co_await exchange(*lease.conn->tls, *lease.conn, t, nullptr, req, auth, limit,
+                                   reused, keep_alive);
+      else
+        answer = co_await exchange(*lease.conn->plain, *lease.conn, t, via, req, auth, limit,
+                                   reused, keep_alive);
     } catch (const StaleConnection& s) {
       if (s.written && !resend)
         throw AttemptError(true, false, t.host_header + " closed the connection without answering",
@@ -507,9 +509,8 @@ asio::awaitable<std::unique_ptr<Connection>> Client::Impl::connect(const Url& t,
   co_return c;
 }
 
-asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& low, const Url& t, const Proxy& via,
+asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& s, const Url& t, const Proxy& via,
                                            Clock::time_point limit) {
-  AnyStream s(low);
   const std::string authority = authority_of(t);
   bhttp::request<bhttp::empty_body> m{bhttp::verb::connect, authority, 11};
   m.set(bhttp::field::host, authority);
@@ -517,7 +518,7 @@ asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& low, const Url& t,
   if (via.has_credentials) m.set(bhttp::field::proxy_authorization, via.authorization.reveal());
   const std::string what = "the proxy " + via.display + " (" + via.variable + ")";
   error_code ec;
-  low.expires_at(limit);
+  s.expires_at(limit);
   co_await bhttp::async_write(s, m, asio::redirect_error(asio::use_awaitable, ec));
   if (ec)
     throw AttemptError(
@@ -529,7 +530,7 @@ asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& low, const Url& t,
   bhttp::response_parser<bhttp::empty_body> p;
   p.header_limit(
       static_cast<std::uint32_t>(std::min<std::size_t>(opts.max_header_bytes, UINT32_MAX)));
-  low.expires_at(limit);
+  s.expires_at(limit);
   co_await bhttp::async_read_header(s, buffer, p, asio::redirect_error(asio::use_awaitable, ec));
   if (ec == beast::error::timeout)
     throw AttemptError(true, true,
@@ -551,7 +552,8 @@ asio::awaitable<void> Client::Impl::tunnel(beast::tcp_stream& low, const Url& t,
                        what + " sent data into the tunnel to " + authority + " before TLS");
 }
 
-asio::awaitable<Response> Client::Impl::exchange(AnyStream s, Connection& c, const Url& t,
+template <class Stream>
+asio::awaitable<Response> Client::Impl::exchange(Stream& s, Connection& c, const Url& t,
                                                  const Proxy* via, const Request& req,
                                                  const Authorization& auth, Clock::time_point limit,
                                                  bool reused, bool& keep_alive) {

@@ -23,7 +23,6 @@
 #include "common/bytes.hpp"
 #include "common/error.hpp"
 #include "common/text.hpp"
-#include "http/any_stream.hpp"
 #include "http/url.hpp"
 
 namespace tsign::test {
@@ -112,7 +111,7 @@ struct TestServer::Impl {
     OpenGuard guard(server);
     if (!server.opts_.tls) {
       beast::tcp_stream s(std::move(sock));
-      co_await serve(http::AnyStream(s), number);
+      co_await serve(s, s, number);
       error_code ec;
       s.socket().shutdown(tcp::socket::shutdown_both, ec);
       co_return;
@@ -124,17 +123,16 @@ struct TestServer::Impl {
                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;  // e.g. the client rejected our certificate: that is the test's point
     beast::get_lowest_layer(s).expires_never();
-    if (co_await serve(http::AnyStream(s), number)) {
+    if (co_await serve(s, beast::get_lowest_layer(s), number)) {
       beast::get_lowest_layer(s).expires_after(std::chrono::seconds(2));
       co_await s.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
     }
   }
 
   // Serves requests until the connection ends. Returns true for an orderly end (a TLS
-  // close_notify is then due), false when a fault cut it short. One function for both kinds of
-  // connection (http/any_stream.hpp: a template here took minutes to compile).
-  asio::awaitable<bool> serve(http::AnyStream s, std::size_t number) {
-    beast::tcp_stream& low = s.lowest();
+  // close_notify is then due), false when a fault cut it short.
+  template <class Stream>
+  asio::awaitable<bool> serve(Stream& s, beast::tcp_stream& low, std::size_t number) {
     beast::flat_buffer buf;
     for (;;) {
       bhttp::request_parser<bhttp::string_body> p;
