@@ -121,7 +121,7 @@ Proxy parse_proxy(std::string_view value, std::string_view variable) {
   if (p.host.empty()) throw bad("names no host");
   const bool explicit_port = u.has_port() && !u.port().empty();
   if (explicit_port) {
-    // port_number() wraps past 65535 in Boost.URL 1.81; the text decides.
+    // Boost.URL 1.81's port_number() reads a port past 65535 as 0; the text decides.
     unsigned n = 0;
     const std::string_view text_port = u.port();
     auto [end, ec] = std::from_chars(text_port.data(), text_port.data() + text_port.size(), n);
