@@ -2,7 +2,6 @@
 // NO_PROXY, plus the hosts tsign always reaches directly (docs/usage.md, "Proxies").
 #include "http/proxy.hpp"
 
-#include <charconv>
 #include <tuple>
 
 #include <boost/asio/ip/address.hpp>
@@ -120,14 +119,7 @@ Proxy parse_proxy(std::string_view value, std::string_view variable) {
   }
   if (p.host.empty()) throw bad("names no host");
   const bool explicit_port = u.has_port() && !u.port().empty();
-  if (explicit_port) {
-    // Boost.URL 1.81's port_number() reads a port past 65535 as 0; the text decides.
-    unsigned n = 0;
-    const std::string_view text_port = u.port();
-    auto [end, ec] = std::from_chars(text_port.data(), text_port.data() + text_port.size(), n);
-    if (ec != std::errc{} || end != text_port.data() + text_port.size() || n == 0 || n > 65535)
-      throw bad("has an invalid port");
-  }
+  if (explicit_port && !valid_port(u.port())) throw bad("has an invalid port");
   p.port = explicit_port ? std::string(u.port()) : "1080";
   std::string host_text(u.encoded_host());
   if (u.has_userinfo()) {

@@ -4,6 +4,7 @@
 #include "http/url.hpp"
 
 #include <cctype>
+#include <charconv>
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -13,7 +14,11 @@
 
 namespace tsign::http {
 
-namespace {}  // namespace
+bool valid_port(std::string_view text) {
+  unsigned n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  return ec == std::errc{} && end == text.data() + text.size() && n >= 1 && n <= 65535;
+}
 
 bool authority_as_written(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
@@ -59,7 +64,7 @@ Url parse_url(const std::string& url) {
   }
   if (t.host.empty()) throw InputError("'" + url + "' names no host");
   const bool explicit_port = u.has_port() && !u.port().empty();
-  if (explicit_port && u.port_number() == 0) throw InputError("'" + url + "' has an invalid port");
+  if (explicit_port && !valid_port(u.port())) throw InputError("'" + url + "' has an invalid port");
   t.port = explicit_port ? std::string(u.port()) : (t.tls ? "443" : "80");
   t.host_header = std::string(u.encoded_host());
   if (explicit_port) t.host_header += ":" + t.port;

@@ -16,6 +16,10 @@ namespace tsign::http {
 // ".evil.com/" -- neither the host nor the port the user wrote.
 bool authority_as_written(std::string_view url);
 
+// True when `text` is a port as a URL may write one: decimal digits only, 1 to 65535. The text
+// decides: Boost.URL 1.81's port_number() reads a port past 16 bits as 0.
+bool valid_port(std::string_view text);
+
 // An absolute http:// or https:// URL taken apart for sending a request to it.
 struct Url {
   bool tls = false;

@@ -80,6 +80,7 @@ TEST_CASE("a malformed proxy URL is an input error naming the variable, password
           "[proxy]") {
   for (const char* bad : {"https://alice:s3cret@proxy:3128", "socks5://alice:s3cret@proxy:1080",
                           "http://alice:s3cret@proxy:3128/path", "http://alice:s3cret@proxy:99999",
+                          "http://alice:s3cret@proxy:65536", "http://alice:s3cret@proxy:0",
                           "http://alice:s3cret@:3128", "http://:s3cret@proxy:3128"}) {
     INFO(bad);
     try {

@@ -9,6 +9,7 @@ using tsign::InputError;
 using tsign::http::make_url;
 using tsign::http::parse_url;
 using tsign::http::split_target;
+using tsign::http::valid_port;
 
 TEST_CASE("a URL is taken apart into host, port, Host header and request target", "[http][url]") {
   auto u = parse_url("https://EUS.CodeSigning.Azure.net/a/b?api-version=1&x=%2F");
@@ -44,8 +45,7 @@ TEST_CASE("URLs that cannot be sent are input errors quoting the URL", "[http][u
   for (std::string url :
        {"ftp://example.com/", "not a url", "/relative/path", "https:///path", "https://host:0/",
         "http://127.0.0.1.example.com:80/", "http://127.0.0.1:80x/",
-        // Beyond 16 bits: Boost.URL keeps the text but reads the number as 0, never a wrapped
-        // port that would connect elsewhere.
+        // Beyond 16 bits: never a wrapped port that would connect elsewhere.
         "https://host:65536/", "https://host:70000/", "https://host:99999999999/"}) {
     INFO(url);
     try {
@@ -55,6 +55,13 @@ TEST_CASE("URLs that cannot be sent are input errors quoting the URL", "[http][u
       CHECK_THAT(e.what(), Catch::Contains(url));
     }
   }
+}
+
+TEST_CASE("a port is 1 to 65535 in decimal, read from its text", "[http][url]") {
+  for (std::string_view ok : {"1", "80", "08080", "65535"}) CHECK(valid_port(ok));
+  for (std::string_view bad : {"", "0", "00", "65536", "70000", "99999999999",
+                               "18446744073709551697", "-1", "+1", "8o", " 80"})
+    CHECK_FALSE(valid_port(bad));
 }
 
 TEST_CASE("a request target splits into path and query at the first '?'", "[http][url]") {
