@@ -437,14 +437,18 @@ std::uint64_t tail_padding(const Layout& l) {
 }
 
 // The original as copy_while_reading's caller reads it. The file is copied in order, a chunk
-// at a time, handed to the copy before anything reads it; a read ahead of the copy moves it on.
-// A read inside the last two chunks (a stream stored in file order, the usual case: one read of
-// the file in all) is served from them, the very bytes copied. A read further behind (a stream
-// stored before the one read last) goes to the file again, from the page cache, each sector
-// checked against a fingerprint of the bytes copied. The fingerprints are taken as a chunk
-// leaves the two, of the sectors a read may still want: those not read yet, and those of the
-// mini stream (read once for each small stream in them). A stream stored in order so costs no
-// fingerprint at all.
+// at a time, handed to the copy before anything reads it; a read just ahead of the copy (within
+// the next chunk) moves it on. A read inside the last two chunks (a stream stored in file order,
+// the usual case: one read of the file in all) is served from them, the very bytes copied. A read
+// further behind (a stream stored before the one read last) goes to the file again, from the page
+// cache, each sector checked against a fingerprint of the bytes copied. The fingerprints are taken
+// as a chunk leaves the two, of the sectors a read may still want: those not read yet, and those
+// of the mini stream (read once for each small stream in them). A stream stored in order so costs
+// no fingerprint at all.
+// A read further ahead goes to the file directly and leaves the copy where it is, each sector
+// fingerprinted and checked again as the copy reaches it. Moving the copy on instead would carry
+// it through everything in between unread, to be read again from behind: msibuild stores the
+// mini stream, which the digest reads first, after a large stream (a 1 GiB MSI was read twice).
 class CopyingSource final : public Source {
  public:
   CopyingSource(Source& src, const Layout& l, SignedOutput& copy, std::string_view name)
@@ -466,6 +470,18 @@ class CopyingSource final : public Source {
     // The reader reads whole sectors (the last one as far as the file goes), never the header.
     if (offset % ssz != 0 || offset < ssz || end > l_.file_size)
       throw std::logic_error("cfb: a stream read that is not a run of sectors");
+    if (offset >= copied_ + kChunk) {
+      src_.read_at(offset, out);
+      for (std::uint64_t at = offset; at < end; at += ssz) {
+        const auto s = static_cast<std::uint32_t>(at / ssz - 1);
+        fps_.note(s,
+                  ByteView(out.data() + (at - offset),
+                           static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
+                  name_);
+        read_[s] = true;
+      }
+      return;
+    }
     while (copied_ < end) advance();
     // The part behind the two chunks kept, from the file, checked; the rest from them.
     const std::uint64_t split = std::clamp(prev_at_, offset, end);
@@ -504,8 +520,23 @@ class CopyingSource final : public Source {
     // kChunk is a multiple of every sector size: a chunk starts on a sector.
     cur_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
     src_.read_at(copied_, cur_);
+    checking_read_ahead(cur_, cur_at_);
     copy_.write(cur_);
     copied_ += cur_.size();
+  }
+  // A sector read before the copy reached it (read_at's read ahead) must be copied as read.
+  void checking_read_ahead(const Bytes& b, std::uint64_t from) {
+    const std::uint32_t ssz = l_.sector_size;
+    const std::uint64_t end = from + b.size();
+    for (std::uint64_t at = std::max<std::uint64_t>(from, ssz); at < end; at += ssz) {
+      const std::uint64_t s = at / ssz - 1;
+      if (s >= l_.sectors) break;
+      if (!read_[s]) continue;
+      fps_.note(static_cast<std::uint32_t>(s),
+                ByteView(b.data() + (at - from),
+                         static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
+                name_);
+    }
   }
   void fingerprint_leaving(const Bytes& b, std::uint64_t from) {
     const std::uint32_t ssz = l_.sector_size;

@@ -142,9 +142,10 @@ TEST_CASE("msi: a full directory and a growing FAT and DIFAT", "[msi]") {
 }
 
 TEST_CASE("msi: signed in one read whatever order the streams are stored in", "[msi]") {
-  // "A" is digested before "Z". Stored in that order the file is read once; stored the other
-  // way "Z" is read again, behind the chunks the copy keeps, in whole (a 5000-byte "Z" under a
-  // 3 MiB "A") or in part (a 2.5 MiB "Z" whose first run reaches into the kept chunks).
+  // "A" is digested before "Z". Stored in that order the file is read once. Stored the other
+  // way, either "Z" is read again, behind the chunks the copy keeps (a 5000-byte "Z" before a
+  // 3 MiB "A", which starts within the copy's next chunk), or "A" is read ahead of the copy and
+  // checked as the copy reaches it (a 2.5 MiB "Z" before "A", with or without a small stream).
   const std::vector<std::vector<CfbStream>> layouts = {
       {{"A", pattern(3u << 20, 1)}, {"Z", pattern(5000, 2)}},
       {{"Z", pattern(5000, 2)}, {"A", pattern(3u << 20, 1)}},
@@ -196,6 +197,22 @@ class EditedSource final : public tsign::formats::pe::Source {
   int seen_ = 0;
 };
 
+// Counts the bytes read through it.
+class CountingSource final : public tsign::formats::pe::Source {
+ public:
+  explicit CountingSource(const Bytes& b) : b_(b) {}
+  std::uint64_t size() const override { return b_.size(); }
+  void read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    read_ += out.size();
+    msi::MemorySource(b_, "t.msi").read_at(offset, out);
+  }
+  std::uint64_t bytes_read() const { return read_; }
+
+ private:
+  const Bytes& b_;
+  std::uint64_t read_ = 0;
+};
+
 }  // namespace
 
 TEST_CASE("msi: a file changed while it is being signed is refused or shows in the digest",
@@ -239,6 +256,26 @@ TEST_CASE("msi: a file changed while it is being signed is refused or shows in t
     tsign::test::MemoryPatchable copy;
     CHECK_THROWS_WITH(msi::digest_copying(racy, zl, DigestAlg::sha256, copy, "t.msi"),
                       Catch::Contains("t.msi: the file changed while it was being signed"));
+  }
+  {
+    // A stream digested before the copy reaches it ("A" is stored after 3 MiB of "Z", and is
+    // digested first) is read from the file ahead of the copy, which stays where it is: an edit
+    // made before the copy reads it is refused; untouched, the copy is the file.
+    auto z = make_cfb(3, {{"Z", pattern(3u << 20, 1)}, {"A", pattern(5000, 2)}});
+    REQUIRE(z.offset(z.stream_start[1]) > (2u << 20));
+    msi::MemorySource zsrc(z.bytes);
+    auto zl = msi::parse(zsrc, "t.msi");
+    const Bytes zbefore = msi::digest(zsrc, zl, DigestAlg::sha256, "t.msi");
+    EditedSource racy(z.bytes, z.offset(z.stream_start[1]) + 5);
+    tsign::test::MemoryPatchable copy;
+    CHECK_THROWS_WITH(msi::digest_copying(racy, zl, DigestAlg::sha256, copy, "t.msi"),
+                      Catch::Contains("t.msi: the file changed while it was being signed"));
+    CountingSource counted(z.bytes);
+    tsign::test::MemoryPatchable whole;
+    CHECK(msi::digest_copying(counted, zl, DigestAlg::sha256, whole, "t.msi") == zbefore);
+    CHECK((whole.bytes == z.bytes));
+    // One read of the file, and the 5000 bytes of "A" read ahead: not a second read of "Z".
+    CHECK(counted.bytes_read() < z.bytes.size() + (64u << 10));
   }
   // The structure changed since the file was opened.
   edited = c.bytes;
