@@ -133,7 +133,12 @@ int main(int argc, char** argv) {
 
   write(dir, "github_oidc",
         {text(R"({"count":1823,"value":"eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly9BenVyZSJ9.c2ln"})"),
-         text(R"({"value":""})"), text(R"({"message":"Not Found"})")});
+         text(R"({"value":""})"), text(R"({"message":"Not Found"})"),
+         // A bare token, for the claims hint: iss, sub and aud in the payload.
+         text("eyJhbGciOiJSUzI1NiJ9."
+              "eyJpc3MiOiJodHRwczovL3Rva2VuLmFjdGlvbnMuZ2l0aHVidXNlcmNvbnRlbnQuY29tIiwic3ViIjoicmVw"
+              "bzpvY3RvL2FwcDpyZWY6cmVmcy9oZWFkcy9tYWluIiwiYXVkIjoiYXBpOi8vQXp1cmVBRFRva2VuRXhjaGFu"
+              "Z2UifQ.c2lnbmF0dXJlLW5ldmVyLXNob3du")});
 
   write(dir, "azure_cli",
         {text(R"({"accessToken":"eyJ0eXAi.e30.c2ln","expiresOn":"2026-01-01 01:00:00.000000",)"
