@@ -472,18 +472,39 @@ class CopyingSource final : public Source {
       throw std::logic_error("cfb: a stream read that is not a run of sectors");
     if (offset >= copied_ + kChunk) {
       src_.read_at(offset, out);
-      for (std::uint64_t at = offset; at < end; at += ssz) {
-        const auto s = static_cast<std::uint32_t>(at / ssz - 1);
-        fps_.note(s,
-                  ByteView(out.data() + (at - offset),
-                           static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
-                  name_);
-        read_[s] = true;
-      }
-      return;
+      note_sectors(out, offset, [](std::uint64_t) { return true; });
+    } else {
+      from_copy(offset, out);
     }
+    for (std::uint64_t at = offset; at < end; at += ssz) read_[at / ssz - 1] = true;
+  }
+
+  // Copies what no read reached.
+  void finish() {
+    while (copied_ < l_.file_size) advance();
+  }
+
+ private:
+  void advance() {
+    // Leaving the two: the sectors a read may still want (not read yet, or the mini stream's).
+    note_sectors(prev_, prev_at_, [&](std::uint64_t s) { return !read_[s] || shared_[s]; });
+    prev_.swap(cur_);
+    prev_at_ = cur_at_;
+    cur_at_ = copied_;
+    // kChunk is a multiple of every sector size: a chunk starts on a sector.
+    cur_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
+    src_.read_at(copied_, cur_);
+    // A sector read ahead of the copy (read_at) must be copied as it was read.
+    note_sectors(cur_, cur_at_, [&](std::uint64_t s) { return read_[s]; });
+    copy_.write(cur_);
+    copied_ += cur_.size();
+  }
+  // A read within the next chunk or behind: the copy moved on to its end, the part behind the
+  // two chunks kept read from the file and checked, the rest from them.
+  void from_copy(std::uint64_t offset, std::span<std::uint8_t> out) {
+    const std::uint32_t ssz = l_.sector_size;
+    const std::uint64_t end = offset + out.size();
     while (copied_ < end) advance();
-    // The part behind the two chunks kept, from the file, checked; the rest from them.
     const std::uint64_t split = std::clamp(prev_at_, offset, end);
     if (offset < split) {
       const std::span<std::uint8_t> behind = out.first(static_cast<std::size_t>(split - offset));
@@ -503,48 +524,17 @@ class CopyingSource final : public Source {
         std::memcpy(out.data() + (from - offset), b->data() + (from - at),
                     static_cast<std::size_t>(to - from));
     }
-    for (std::uint64_t at = offset; at < end; at += ssz) read_[at / ssz - 1] = true;
   }
-
-  // Copies what no read reached.
-  void finish() {
-    while (copied_ < l_.file_size) advance();
-  }
-
- private:
-  void advance() {
-    fingerprint_leaving(prev_, prev_at_);
-    prev_.swap(cur_);
-    prev_at_ = cur_at_;
-    cur_at_ = copied_;
-    // kChunk is a multiple of every sector size: a chunk starts on a sector.
-    cur_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
-    src_.read_at(copied_, cur_);
-    checking_read_ahead(cur_, cur_at_);
-    copy_.write(cur_);
-    copied_ += cur_.size();
-  }
-  // A sector read before the copy reached it (read_at's read ahead) must be copied as read.
-  void checking_read_ahead(const Bytes& b, std::uint64_t from) {
+  // Fingerprints the sectors of `b` (the file's bytes from `from`) for which keep(sector) holds,
+  // or checks them against the fingerprints they have (Fingerprints::note).
+  template <class Keep>
+  void note_sectors(ByteView b, std::uint64_t from, Keep keep) {
     const std::uint32_t ssz = l_.sector_size;
     const std::uint64_t end = from + b.size();
     for (std::uint64_t at = std::max<std::uint64_t>(from, ssz); at < end; at += ssz) {
       const std::uint64_t s = at / ssz - 1;
       if (s >= l_.sectors) break;
-      if (!read_[s]) continue;
-      fps_.note(static_cast<std::uint32_t>(s),
-                ByteView(b.data() + (at - from),
-                         static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
-                name_);
-    }
-  }
-  void fingerprint_leaving(const Bytes& b, std::uint64_t from) {
-    const std::uint32_t ssz = l_.sector_size;
-    const std::uint64_t end = from + b.size();
-    for (std::uint64_t at = std::max<std::uint64_t>(from, ssz); at < end; at += ssz) {
-      const std::uint64_t s = at / ssz - 1;
-      if (s >= l_.sectors) break;
-      if (read_[s] && !shared_[s]) continue;
+      if (!keep(s)) continue;
       fps_.note(static_cast<std::uint32_t>(s),
                 ByteView(b.data() + (at - from),
                          static_cast<std::size_t>(std::min<std::uint64_t>(ssz, end - at))),
