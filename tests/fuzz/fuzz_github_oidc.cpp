@@ -19,26 +19,25 @@ std::string check_github_oidc(ByteView data) {
   } catch (const std::exception& e) {
     return std::string("GitHub OIDC: not an AuthError: ") + e.what();
   }
-  // The hint quotes three claims of the payload and never the signature (the third part), unless
-  // the payload itself holds the same characters.
+  // The hint quotes three claims of the payload and never the signature (the third part): it is
+  // the same whatever the signature is. (Looking for the signature's text in the hint was a false
+  // alarm: the fuzzer made it a piece of the hint's fixed text.)
   const std::string token(as_text(data));
-  std::string hint;
+  std::string hint, with_other;
+  const auto first = token.find('.');
+  const auto second = first == std::string::npos ? first : token.find('.', first + 1);
+  std::string other = token;
+  if (second != std::string::npos)
+    for (auto i = second + 1; i < other.size(); ++i) other[i] = other[i] == 'Q' ? 'R' : 'Q';
   try {
     hint = auth::federated_claims_hint(Secret(token));
+    with_other = auth::federated_claims_hint(Secret(other));
   } catch (const std::exception& e) {
     return std::string("GitHub OIDC: the claims hint threw: ") + e.what();
   }
-  if (hint.empty()) return {};
-  if (hint.rfind("the GitHub OIDC token's issuer '", 0) != 0)
+  if (hint != with_other) return "GitHub OIDC: the claims hint depends on the token's signature";
+  if (!hint.empty() && hint.rfind("the GitHub OIDC token's issuer '", 0) != 0)
     return "GitHub OIDC: unexpected claims hint: " + hint;
-  const auto first = token.find('.');
-  const auto second = token.find('.', first + 1);
-  const std::string_view signature = std::string_view(token).substr(second + 1);
-  const auto payload =
-      base64url_decode(std::string_view(token).substr(first + 1, second - first - 1));
-  if (signature.size() >= 16 && hint.find(signature) != std::string::npos && payload &&
-      as_text(*payload).find(signature) == std::string_view::npos)
-    return "GitHub OIDC: the claims hint shows the token's signature";
   return {};
 }
 
