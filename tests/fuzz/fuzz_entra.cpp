@@ -1,7 +1,9 @@
 // Fuzz target for the Microsoft Entra ID answers (src/auth/entra.cpp, managed_identity.cpp): the
 // token answer (parse_token_response, shared by client secret, client certificate, workload
-// identity and managed identity), the error answer (parse_entra_error) and a managed identity
-// endpoint's refusal (managed_identity_refusal), all over the same arbitrary HTTP body.
+// identity and managed identity), the error answer (parse_entra_error), a managed identity
+// endpoint's refusal (managed_identity_refusal), whether a token answer is worth reading
+// (usable_token_answer) and the `exp` claim of the access token itself (expired), all over the
+// same arbitrary bytes.
 #include <boost/json.hpp>
 
 #include "auth/auth_internal.hpp"
@@ -64,6 +66,7 @@ std::string check_entra(ByteView data) {
   try {
     auth::AccessToken t = auth::parse_token_response(body, now, who);
     if (t.token.empty()) return "Entra: accepted an empty access_token";
+    if (!auth::expired(t, t.expires_on)) return "Entra: a token is not expired at its expires_on";
   } catch (const AuthError& e) {
     // Messages reach the log: never with the token in them.
     const std::string token = field_in(body, "access_token");
@@ -71,6 +74,20 @@ std::string check_entra(ByteView data) {
       return "Entra: an error message quotes the access_token";
   } catch (const std::exception& e) {
     return std::string("Entra: token answer: not an AuthError: ") + e.what();
+  }
+  try {
+    // The same bytes as the access token itself, whose `exp` claim is read (auth::expired): never
+    // a throw, and expired once its expires_on is reached whatever the claim says.
+    const auth::AccessToken bare{Secret(std::string(body)), now + std::chrono::hours(1)};
+    (void)auth::expired(bare, now);
+    if (!auth::expired(bare, bare.expires_on))
+      return "Entra: a token is not expired at its expires_on";
+    http::Response res;
+    res.status = 200;
+    res.body = std::string(body);
+    (void)auth::usable_token_answer(res);
+  } catch (const std::exception& e) {
+    return std::string("Entra: reading a token's exp threw: ") + e.what();
   }
   try {
     (void)auth::parse_entra_error(body);
