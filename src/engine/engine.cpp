@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <deque>
 #include <exception>
 #include <future>
 #include <mutex>
@@ -157,17 +158,29 @@ class HashingOutput : public formats::SignedOutput {
 };
 
 // The signed copy a format writes while it digests the original (SignableFile::digest_copying).
-// A large file is written on a thread of its own, one chunk behind the reading, so the copy
-// overlaps the hashing instead of adding to it: the digesting thread only copies each chunk
-// (1 MiB) into the one hand-over buffer. patch() and finish() wait until every chunk handed over
-// is written.
+// A large file is written on a thread of its own, up to formats::kLendDepth chunks behind the
+// reading, so the copy overlaps the hashing instead of adding to it. A chunk lent (lend) is
+// written from the format's own buffer; a chunk written (write) is first copied into a buffer of
+// the queue's. Handing over a chunk waits while kLendDepth are queued or being written; patch()
+// and finish() wait until every chunk handed over is written.
+//
+// Threading: write, lend, settle, patch, finish and the accessors are called by one thread, the
+// format's; the writing thread touches file_ and before_ only while it runs, and the queue only
+// under m_.
 class CopyOutput : public formats::PatchableOutput {
  public:
   // hash_before: also the plain SHA-256 of the bytes handed over (the original's, for the
-  // report), on the same thread as the writing.
-  CopyOutput(platform::ReplaceFile& f, bool in_background, bool hash_before) : file_(f) {
+  // report), on the same thread as the writing. In the background, the thread also lets the
+  // page cache drop the part of `original` the format has read past (read_past): the rename
+  // would otherwise drop it all at once, after everything else.
+  CopyOutput(platform::ReplaceFile& f, const fs::path& original, bool in_background,
+             bool hash_before)
+      : file_(f) {
     if (hash_before) before_.emplace(DigestAlg::sha256);
-    if (in_background) thread_ = std::thread([this] { write_handed_over(); });
+    if (in_background) {
+      release_.emplace(original);
+      thread_ = std::thread([this] { write_handed_over(); });
+    }
   }
   // Joins without throwing: a write error not yet collected dies with the copy, which the
   // ReplaceFile beside it discards.
@@ -175,18 +188,18 @@ class CopyOutput : public formats::PatchableOutput {
   CopyOutput(const CopyOutput&) = delete;
   CopyOutput& operator=(const CopyOutput&) = delete;
 
-  void write(ByteView data) override {
-    handed_over_ += data.size();
-    if (!thread_.joinable()) {
-      consume(data);
-      return;
-    }
+  void write(ByteView data) override { hand_over(data, false); }
+  void lend(ByteView data) override { hand_over(data, true); }
+  void settle() override {
+    if (!thread_.joinable()) return;
     std::unique_lock lock(m_);
-    cv_.wait(lock, [this] { return !full_ || error_; });
+    cv_.wait(lock, [this] { return queue_.empty() || error_; });
     rethrow();
-    handed_.assign(data.begin(), data.end());
-    full_ = true;
-    cv_.notify_all();
+  }
+  void read_past(std::uint64_t offset) override {
+    if (!thread_.joinable()) return;
+    std::lock_guard lock(m_);
+    read_past_ = std::max(read_past_, offset);
   }
   void patch(std::uint64_t offset, ByteView data) override {
     stop();
@@ -200,29 +213,72 @@ class CopyOutput : public formats::PatchableOutput {
   Hasher* before() { return before_ ? &*before_ : nullptr; }
 
  private:
+  struct Chunk {
+    ByteView data;  // the lender's bytes, or own's
+    Bytes own;      // a copy made by write()
+  };
+
   void consume(ByteView data) {
     file_.write(data);
     if (before_) before_->update(data);
   }
+  void hand_over(ByteView data, bool lent) {
+    handed_over_ += data.size();
+    if (!thread_.joinable()) {
+      consume(data);
+      return;
+    }
+    Bytes own;
+    if (!lent) {
+      {
+        std::lock_guard lock(m_);
+        if (!spare_.empty()) {
+          own = std::move(spare_.back());
+          spare_.pop_back();
+        }
+      }
+      own.assign(data.begin(), data.end());  // outside the lock: the writer goes on meanwhile
+    }
+    std::unique_lock lock(m_);
+    // Once this returns, the chunk handed over kLendDepth chunks ago is written: its lender may
+    // use that buffer again.
+    cv_.wait(lock, [this] { return queue_.size() < formats::kLendDepth || error_; });
+    rethrow();
+    queue_.push_back({data, std::move(own)});
+    if (!lent) queue_.back().data = queue_.back().own;
+    cv_.notify_all();
+  }
   void write_handed_over() {
-    Bytes chunk;
+    std::uint64_t released = 0;
     for (;;) {
+      ByteView chunk;
+      std::uint64_t read_past = 0;
       {
         std::unique_lock lock(m_);
-        cv_.wait(lock, [this] { return full_ || done_; });
-        if (!full_) return;
-        chunk.swap(handed_);
-        full_ = false;
+        cv_.wait(lock, [this] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        chunk = queue_.front().data;  // stays queued (counted) until it is written
+        read_past = read_past_;
       }
-      cv_.notify_all();  // the slot is free: the reader goes on while this chunk is written
+      // A few MiB at a time: each call walks the cache.
+      if (read_past >= released + kReleaseStep) {
+        release_->release(released, read_past - released);
+        released = read_past;
+      }
+      std::exception_ptr error;
       try {
         consume(chunk);
       } catch (...) {
-        std::lock_guard lock(m_);
-        error_ = std::current_exception();
-        cv_.notify_all();
-        return;
+        error = std::current_exception();
       }
+      {
+        std::lock_guard lock(m_);
+        if (!queue_.front().own.empty()) spare_.push_back(std::move(queue_.front().own));
+        queue_.pop_front();
+        if (error) error_ = error;
+      }
+      cv_.notify_all();
+      if (error) return;
     }
   }
   void join() {
@@ -233,28 +289,31 @@ class CopyOutput : public formats::PatchableOutput {
       }
       cv_.notify_all();
       thread_.join();
+      release_.reset();  // the original is not held open past the writing
     }
   }
   void stop() {
     join();
     rethrow();
   }
+  // The writer's error, from every call after it: nothing handed over is written any more.
   void rethrow() {
-    if (error_) {
-      auto e = error_;
-      error_ = nullptr;
-      std::rethrow_exception(e);
-    }
+    if (error_) std::rethrow_exception(error_);
   }
 
+  static constexpr std::uint64_t kReleaseStep = 8 << 20;
+
   platform::ReplaceFile& file_;
-  std::optional<Hasher> before_;  // touched by the thread only while it runs
+  std::optional<Hasher> before_;                       // touched by the thread only while it runs
+  std::optional<platform::PageCacheRelease> release_;  // the same
+  std::uint64_t read_past_ = 0;                        // under m_
   std::uint64_t handed_over_ = 0;
   std::thread thread_;
   std::mutex m_;
   std::condition_variable cv_;
-  Bytes handed_;
-  bool full_ = false, done_ = false;
+  std::deque<Chunk> queue_;   // handed over, not yet written; the front one is being written
+  std::vector<Bytes> spare_;  // write()'s copies once written, to be reused
+  bool done_ = false;
   std::exception_ptr error_;
 };
 
@@ -620,7 +679,7 @@ class Run {
       if (settings_.file_hashes && !verbatim)
         before_apart =
             std::async(std::launch::async, [path = r.target] { return sha256_of_file(path); });
-      p.copy = std::make_unique<CopyOutput>(*p.out, r.bytes >= kBackgroundHashBytes,
+      p.copy = std::make_unique<CopyOutput>(*p.out, r.target, r.bytes >= kBackgroundHashBytes,
                                             settings_.file_hashes && verbatim);
       p.digest = p.file->digest_copying(settings_.sign.alg, *p.copy);
       p.copy->finish();

@@ -120,19 +120,6 @@ void hash_header(Hasher& h, ByteView header) {
   h.update(header.subspan(kSkip2End));
 }
 
-// Reads [from, to) of `src` in chunks, passing each to `fn`.
-template <class Fn>
-void stream(Source& src, std::uint64_t from, std::uint64_t to, Fn&& fn) {
-  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, to - from)));
-  for (std::uint64_t off = from; off < to;) {
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, to - off));
-    std::span<std::uint8_t> chunk(buf.data(), n);
-    src.read_at(off, chunk);
-    fn(ByteView(chunk));
-    off += n;
-  }
-}
-
 }  // namespace
 
 bool detect(Source& src) {
@@ -269,7 +256,8 @@ Bytes authenticode_digest(Source& src, const Layout& layout, DigestAlg alg, std:
   if (src.size() != layout.file_size) fail(name, "the file changed since it was opened");
   Hasher h(alg);
   hash_header(h, signed_header(src, layout, 0));
-  stream(src, layout.coff_files, layout.content_end(), [&](ByteView c) { h.update(c); });
+  for_each_chunk(src, layout.coff_files, layout.content_end(), kChunk, nullptr,
+                 [&](std::uint64_t, ByteView c) { h.update(c); });
   return h.finish();
 }
 
@@ -296,10 +284,11 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
   const Bytes header = signed_header(src, layout, static_cast<std::uint32_t>(padded));
   out.write(header);
   hash_header(h, header);
-  stream(src, layout.coff_files, layout.content_end(), [&](ByteView c) {
-    out.write(c);
-    h.update(c);
-  });
+  for_each_chunk(src, layout.coff_files, layout.content_end(), kChunk, nullptr,
+                 [&](std::uint64_t, ByteView c) {
+                   out.write(c);
+                   h.update(c);
+                 });
   Bytes sig(padded, 0);
   std::copy(pkcs7_der.begin(), pkcs7_der.end(), sig.begin());
   out.write(sig);
@@ -315,10 +304,8 @@ Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, Patchable
   const Bytes header = signed_header(src, layout, 0);
   copy.write(header);
   hash_header(h, header);
-  stream(src, layout.coff_files, layout.content_end(), [&](ByteView c) {
-    copy.write(c);
-    h.update(c);
-  });
+  for_each_chunk(src, layout.coff_files, layout.content_end(), kChunk, &copy,
+                 [&](std::uint64_t, ByteView c) { h.update(c); });
   return h.finish();
 }
 

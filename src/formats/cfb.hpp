@@ -139,7 +139,7 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
 // finish_copy then makes of the copy exactly what write() writes: the last sector padded, the
 // new sectors appended, the header and the existing table sectors patched in place.
 void copy_while_reading(Source& src, const Layout& layout,
-                        const std::function<void(StreamReader&)>& read, SignedOutput& copy,
+                        const std::function<void(StreamReader&)>& read, PatchableOutput& copy,
                         std::string_view name);
 void finish_copy(const Layout& layout, const std::vector<StreamUpdate>& streams,
                  PatchableOutput& copy, std::string_view name);

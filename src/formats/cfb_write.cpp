@@ -437,7 +437,7 @@ std::uint64_t tail_padding(const Layout& l) {
 }
 
 // The original as copy_while_reading's caller reads it. The file is copied in order, a chunk
-// at a time, handed to the copy before anything reads it; a read just ahead of the copy (within
+// at a time, lent to the copy before anything reads it; a read just ahead of the copy (within
 // the next chunk) moves it on. A read inside the last two chunks (a stream stored in file order,
 // the usual case: one read of the file in all) is served from them, the very bytes copied. A read
 // further behind (a stream stored before the one read last) goes to the file again, from the page
@@ -451,16 +451,26 @@ std::uint64_t tail_padding(const Layout& l) {
 // mini stream, which the digest reads first, after a large stream (a 1 GiB MSI was read twice).
 class CopyingSource final : public Source {
  public:
-  CopyingSource(Source& src, const Layout& l, SignedOutput& copy, std::string_view name)
+  CopyingSource(Source& src, const Layout& l, PatchableOutput& copy, std::string_view name)
       : src_(src),
         l_(l),
         copy_(copy),
         name_(name),
         fps_(l.sectors),
         read_(static_cast<std::size_t>(l.sectors)),
-        shared_(static_cast<std::size_t>(l.sectors)) {
+        shared_(static_cast<std::size_t>(l.sectors)),
+        ring_(kLendDepth + 1) {
     for (std::uint32_t s : l.ministream) shared_[s] = true;
   }
+  // The copy may still be reading the chunks lent to it: they live until it has settled.
+  ~CopyingSource() override {
+    try {
+      copy_.settle();
+    } catch (...) {  // an error writing the copy was thrown to the reader already, or will be
+    }
+  }
+  CopyingSource(const CopyingSource&) = delete;
+  CopyingSource& operator=(const CopyingSource&) = delete;
 
   std::uint64_t size() const override { return src_.size(); }
 
@@ -482,21 +492,26 @@ class CopyingSource final : public Source {
   // Copies what no read reached.
   void finish() {
     while (copied_ < l_.file_size) advance();
+    copy_.settle();
   }
 
  private:
   void advance() {
     // Leaving the two: the sectors a read may still want (not read yet, or the mini stream's).
     note_sectors(prev_, prev_at_, [&](std::uint64_t s) { return !read_[s] || shared_[s]; });
-    prev_.swap(cur_);
+    prev_ = cur_;
     prev_at_ = cur_at_;
     cur_at_ = copied_;
+    // The chunks are lent to the copy (PatchableOutput::lend), kLendDepth + 1 buffers in turn:
+    // this one was lent kLendDepth + 1 chunks ago, so the copy is done with it.
+    Bytes& buf = ring_[chunks_++ % ring_.size()];
     // kChunk is a multiple of every sector size: a chunk starts on a sector.
-    cur_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
-    src_.read_at(copied_, cur_);
+    buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, l_.file_size - copied_)));
+    src_.read_at(copied_, buf);
+    cur_ = buf;
     // A sector read ahead of the copy (read_at) must be copied as it was read.
     note_sectors(cur_, cur_at_, [&](std::uint64_t s) { return read_[s]; });
-    copy_.write(cur_);
+    copy_.lend(cur_);
     copied_ += cur_.size();
   }
   // A read within the next chunk or behind: the copy moved on to its end, the part behind the
@@ -518,10 +533,10 @@ class CopyingSource final : public Source {
           changed(name_);
       }
     }
-    for (const auto& [at, b] : {std::pair{prev_at_, &prev_}, std::pair{cur_at_, &cur_}}) {
-      const std::uint64_t from = std::max(split, at), to = std::min(end, at + b->size());
+    for (const auto& [at, b] : {std::pair{prev_at_, prev_}, std::pair{cur_at_, cur_}}) {
+      const std::uint64_t from = std::max(split, at), to = std::min(end, at + b.size());
       if (from < to)
-        std::memcpy(out.data() + (from - offset), b->data() + (from - at),
+        std::memcpy(out.data() + (from - offset), b.data() + (from - at),
                     static_cast<std::size_t>(to - from));
     }
   }
@@ -544,12 +559,14 @@ class CopyingSource final : public Source {
 
   Source& src_;
   const Layout& l_;
-  SignedOutput& copy_;
+  PatchableOutput& copy_;
   std::string_view name_;
   Fingerprints fps_;
   std::vector<bool> read_;    // sectors a read has seen
   std::vector<bool> shared_;  // the mini stream's sectors
-  Bytes prev_, cur_;          // the last two chunks copied, at prev_at_ and cur_at_
+  std::vector<Bytes> ring_;   // the chunks' buffers, in turn
+  std::uint64_t chunks_ = 0;  // chunks copied
+  ByteView prev_, cur_;       // the last two chunks copied, at prev_at_ and cur_at_
   std::uint64_t prev_at_ = 0, cur_at_ = 0, copied_ = 0;
 };
 
@@ -609,7 +626,7 @@ void write(Source& src, const Layout& layout, const std::vector<StreamUpdate>& s
 }
 
 void copy_while_reading(Source& src, const Layout& layout,
-                        const std::function<void(StreamReader&)>& read, SignedOutput& copy,
+                        const std::function<void(StreamReader&)>& read, PatchableOutput& copy,
                         std::string_view name) {
   if (src.size() != layout.file_size) changed(name);
   CopyingSource original(src, layout, copy, name);

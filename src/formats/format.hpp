@@ -5,6 +5,7 @@
 // and one registry row: the Authenticode assembly, the engine and the command line do not change.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "formats/source.hpp"
 
 namespace tsign::formats {
 
@@ -48,7 +50,63 @@ class SignedOutput {
 class PatchableOutput : public SignedOutput {
  public:
   virtual void patch(std::uint64_t offset, ByteView data) = 0;
+  // write() without the copy, for the chunks of a large file (issue 13: it saves the digest
+  // pass a copy of every chunk into the writer's hand-over buffer). The output may go on reading
+  // `data` until kLendDepth more chunks have been handed to it (lent or written) or settle() has
+  // returned: until then the caller leaves those bytes as they are, and alive (for_each_chunk
+  // reads into kLendDepth + 1 buffers in turn). The default copies.
+  virtual void lend(ByteView data) { write(data); }
+  // Returns once the output reads no chunk lent to it any more. An error writing one is thrown
+  // by the next call, or by this one.
+  virtual void settle() {}
+  // The format will not read the original before `offset` again (it reads in order): what the
+  // system caches of that part may go (platform::PageCacheRelease). A hint; the default ignores it.
+  virtual void read_past(std::uint64_t offset) { (void)offset; }
 };
+
+// How many chunks a PatchableOutput may still be reading when lend() returns: the writer of the
+// copy may fall that far behind the reading before the reading waits for it. Writing a chunk
+// sometimes takes several times as long as hashing it (the kernel finding new pages for the
+// copy), so a writer one chunk behind would often hold the hashing up.
+inline constexpr std::size_t kLendDepth = 4;
+
+// Reads [from, to) of `src` in chunks of `chunk` bytes and calls fn(offset, chunk) for each, in
+// order; nothing before a chunk is read again (PatchableOutput::read_past, for `lend_to`). With
+// `lend_to`, each chunk is lent to it (PatchableOutput::lend) before fn sees it: the
+// chunks take kLendDepth + 1 buffers in turn, so a chunk's bytes stay as they are while the
+// next kLendDepth are lent, and every buffer lives until `lend_to` has settled, also when fn or
+// a read throws. Memory: one buffer of at most `chunk` bytes, kLendDepth + 1 when lending.
+template <class Fn>
+void for_each_chunk(Source& src, std::uint64_t from, std::uint64_t to, std::size_t chunk,
+                    PatchableOutput* lend_to, Fn&& fn) {
+  if (from >= to) return;
+  const auto cap = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, to - from));
+  std::vector<Bytes> bufs(lend_to ? kLendDepth + 1 : 1);
+  // Destroyed before the buffers: on a throw, nothing may still be reading them.
+  struct Settle {
+    PatchableOutput* out;
+    ~Settle() {
+      if (!out) return;
+      try {
+        out->settle();
+      } catch (...) {  // already unwinding: the first error is the one to report
+      }
+    }
+  } settle{lend_to};
+  for (std::uint64_t off = from, i = 0; off < to; ++i) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(cap, to - off));
+    Bytes& buf = bufs[i % bufs.size()];
+    if (buf.empty()) buf.resize(cap);  // a small file needs no more buffers than chunks
+    std::span<std::uint8_t> c(buf.data(), n);
+    src.read_at(off, c);
+    if (lend_to) lend_to->lend(c);
+    fn(off, ByteView(c));
+    off += n;
+    if (lend_to) lend_to->read_past(off);
+  }
+  settle.out = nullptr;
+  if (lend_to) lend_to->settle();
+}
 
 // One opened file. Not thread-safe; a format never starts a thread.
 class SignableFile {

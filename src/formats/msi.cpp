@@ -226,7 +226,7 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
   return result;
 }
 
-Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, SignedOutput& copy,
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput& copy,
                      std::string_view name) {
   Bytes result;
   cfb::copy_while_reading(

@@ -67,7 +67,7 @@ Bytes write_signed(Source& src, const Layout& layout, ByteView pkcs7_der, Signed
 // copied to `copy` as it stands while its digest is computed from the same sectors (returned),
 // and once the signature exists finish_copy makes of the copy, byte for byte, what write_signed
 // writes.
-Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, SignedOutput& copy,
+Bytes digest_copying(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput& copy,
                      std::string_view name);
 void finish_copy(const Layout& layout, ByteView pkcs7_der, PatchableOutput& copy,
                  std::string_view name, DigestAlg alg = DigestAlg::sha256);

@@ -344,23 +344,18 @@ std::uint32_t pe_checksum(ByteView image, std::uint64_t checksum_offset) {
   return sum.finish(image.size());
 }
 
-ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, SignedOutput* copy) {
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput* copy) {
   Hasher hasher(alg);
   ChecksumSum sum;
   const std::uint64_t end = layout.content_end();
-  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end)));
-  for (std::uint64_t off = 0; off < end;) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - off));
-    std::span<std::uint8_t> chunk(buf.data(), n);
-    src.read_at(off, chunk);
-    // Handed to the copy before it is hashed: the same bytes, whatever the file does next.
-    if (copy) copy->write(chunk);
+  // With a copy, each chunk is lent to it before it is hashed: the same bytes, whatever the file
+  // does next.
+  for_each_chunk(src, 0, end, kChunk, copy, [&](std::uint64_t off, ByteView chunk) {
     for_each_covered(layout, off, chunk, [&](std::uint64_t piece_off, ByteView piece) {
       hasher.update(piece);
       sum.add(piece_off, piece);
     });
-    off += n;
-  }
+  });
   // An unsigned image is hashed as if already padded to 8 bytes, as it will be once signed.
   static constexpr std::array<std::uint8_t, 8> zeros{};
   hasher.update(ByteView(zeros.data(), round8(end) - end));

@@ -86,9 +86,9 @@ struct ContentScan {
   Bytes digest;
   ChecksumSum content_sum;
 };
-// With `copy`, every byte of the content read is also handed to it, before it is hashed (the
-// signed copy written in the same pass: SignableFile::digest_copying).
-ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, SignedOutput* copy = nullptr);
+// With `copy`, every byte of the content read is also lent to it (PatchableOutput::lend), before
+// it is hashed (the signed copy written in the same pass: SignableFile::digest_copying).
+ContentScan scan(Source& src, const Layout& layout, DigestAlg alg, PatchableOutput* copy = nullptr);
 
 // What signing changes in an image with this layout and content sum: the CheckSum field, the
 // certificate table's directory entry, and what is appended after the content (padding, the

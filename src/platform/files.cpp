@@ -133,6 +133,23 @@ Bytes ReadFile::read_at(std::uint64_t offset, std::size_t n) {
   return b;
 }
 
+#ifdef __linux__
+PageCacheRelease::PageCacheRelease(const fs::path& p)
+    : fd_(::open(p.c_str(), O_RDONLY | O_CLOEXEC)) {}
+PageCacheRelease::~PageCacheRelease() {
+  if (fd_ >= 0) ::close(fd_);
+}
+void PageCacheRelease::release(std::uint64_t offset, std::uint64_t length) noexcept {
+  if (fd_ >= 0)
+    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                    POSIX_FADV_DONTNEED);
+}
+#else
+PageCacheRelease::PageCacheRelease(const fs::path&) {}
+PageCacheRelease::~PageCacheRelease() = default;
+void PageCacheRelease::release(std::uint64_t, std::uint64_t) noexcept {}
+#endif
+
 namespace {
 
 // The named temporaries that exist now (not yet renamed or removed), for abandon_temporaries().

@@ -41,6 +41,25 @@ class ReadFile {
   std::uint64_t pos_ = 0;
 };
 
+// Lets the system drop from its page cache the parts of a file that will not be read again, as a
+// file being replaced is read (posix_fadvise POSIX_FADV_DONTNEED on Linux; nothing elsewhere).
+// Replacing a file drops its cached pages all at once, inside the rename: 0.1 s for 512 MiB here,
+// after everything else is done; released as the reading goes on, on a thread that has the time,
+// they cost the rename nothing. Only a hint: nothing fails without it.
+//
+// Threading: one object per thread.
+class PageCacheRelease {
+ public:
+  explicit PageCacheRelease(const std::filesystem::path& p);  // never throws
+  ~PageCacheRelease();
+  PageCacheRelease(const PageCacheRelease&) = delete;
+  PageCacheRelease& operator=(const PageCacheRelease&) = delete;
+  void release(std::uint64_t offset, std::uint64_t length) noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
 // A new version of `target`, written beside it and moved over it only by commit(). Destroying it
 // without commit() discards the copy: the target is either the old bytes or the complete new
 // ones, never something in between, and nothing is left in the target's folder.

@@ -139,7 +139,8 @@ TEST_CASE("the digest streams across 1 MiB chunk boundaries", "[pe]") {
   tsign::test::TempDir tmp("pe-big");
   Bytes big = read_all(fixture("pe64.exe"));
   std::mt19937 rng(7);
-  const std::size_t overlay = 3 * (1u << 20) + 5;  // several chunks, odd length
+  // Several chunks, more than the buffers a copy made while digesting takes turns with; odd length.
+  const std::size_t overlay = (tsign::formats::kLendDepth + 2) * (1u << 20) + 5;
   for (std::size_t i = 0; i < overlay; ++i) big.push_back(static_cast<std::uint8_t>(rng()));
   write_all(tmp / "big.exe", big);
   reference::sign(tmp / "big.exe", tmp / "big-signed.exe", "sha256");
@@ -154,6 +155,16 @@ TEST_CASE("the digest streams across 1 MiB chunk boundaries", "[pe]") {
   MemoryOutput out;
   f->write_signed(der, out);
   CHECK(out.bytes == read_all(tmp / "big-signed.exe"));
+
+  // So is the copy made while digesting (the engine's one read), its chunks lent to the output
+  // and left as they were until its next call (MemoryPatchable checks).
+  auto g = tsign::formats::open(tmp / "big.exe");
+  REQUIRE(g->copies_while_digesting());
+  tsign::test::MemoryPatchable copy;
+  CHECK(tsign::ascii_upper(tsign::to_hex(g->digest_copying(DigestAlg::sha256, copy))) == reference);
+  g->finish_copy(der, copy);
+  CHECK(copy.lent == tsign::formats::kLendDepth + 3);  // the image and the overlay, in 1 MiB chunks
+  CHECK(copy.bytes == read_all(tmp / "big-signed.exe"));
 }
 
 TEST_CASE("write_signed produces a file osslsigncode verifies", "[pe]") {

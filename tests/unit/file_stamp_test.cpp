@@ -1,12 +1,14 @@
-// platform::file_stamp and ReplaceFile::patch: what the one-read signing path relies on (a copy
-// written during the digest pass, fields patched once the signature exists, and a stamp that
-// changes whenever anybody writes the original meanwhile).
+// platform::file_stamp, ReplaceFile::patch and PageCacheRelease: what the one-read signing path
+// relies on (a copy written during the digest pass, fields patched once the signature exists, a
+// stamp that changes whenever anybody writes the original meanwhile, and the original's cache let
+// go as it is read).
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "platform/files.hpp"
@@ -67,3 +69,55 @@ TEST_CASE("ReplaceFile::patch overwrites written bytes, and writing appends agai
   out.commit();
   CHECK(slurp(f) == "Z1ab456789tail");
 }
+
+#ifdef __linux__
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+namespace {
+// How many of the file's pages the page cache holds now (mincore over a mapping of it).
+std::size_t cached_pages(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const auto size = static_cast<std::size_t>(fs::file_size(p));
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  REQUIRE(m != MAP_FAILED);
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((size + page - 1) / page);
+  REQUIRE(::mincore(m, size, in.data()) == 0);
+  ::munmap(m, size);
+  std::size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("PageCacheRelease lets the cache drop the range released, and only that", "[platform]") {
+  tsign::test::ScratchDir t{"release"};
+  struct statfs fsinfo {};
+  REQUIRE(::statfs(t.path.c_str(), &fsinfo) == 0);
+  if (fsinfo.f_type == TMPFS_MAGIC) {
+    WARN("the scratch folder is on tmpfs, whose pages are the files themselves: not checked");
+    return;
+  }
+  const fs::path f = t.path / "big.bin";
+  std::string data(8u << 20, '\0');
+  std::mt19937 rng(3);
+  for (auto& c : data) c = static_cast<char>(rng());
+  std::ofstream(f, std::ios::binary) << data;
+  ::sync();                 // clean pages: the cache may drop them (dirty ones it would keep)
+  CHECK(slurp(f) == data);  // read: cached
+  const std::size_t pages = data.size() / static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  REQUIRE(cached_pages(f) == pages);
+
+  tsign::platform::PageCacheRelease release(f);
+  release.release(0, 4u << 20);
+  CHECK(cached_pages(f) == pages / 2);  // the second half stays
+  CHECK(slurp(f) == data);              // a hint: the file reads the same
+  tsign::platform::PageCacheRelease(t.path / "missing.bin").release(0, 1);  // no file: nothing
+}
+#endif
