@@ -348,6 +348,7 @@ int run_verify(const Options& o) {
 
 int main(int argc, char** argv) {
   platform::setup_console();
+  platform::setup_memory();
   std::vector<std::string> args = platform::args_utf8(argc, argv);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, stdout);

@@ -372,6 +372,7 @@ class Run {
         on_done_(on_done),
         pool_(pool_size()),
         large_pool_(pool_size()),
+        write_pool_(write_pool_size()),
         start_(s.started.value_or(Clock::now())),
         deadline_(start_ + s.timeout) {
     // The files to sign first (workers index them), the skipped names after; sorted at the end.
@@ -409,7 +410,9 @@ class Run {
         tsa_.emplace(http, settings_.timestamp_urls, settings_.timestamp_digest);
     }
     int workers = settings_.concurrency > 0 ? settings_.concurrency : handle_.preferred_concurrency;
-    if (workers <= 0 || settings_.dry_run) workers = 2 * static_cast<int>(pool_size());
+    // A CPU-bound signer: four files per hashing thread, so that one is hashed or signed while
+    // the others are written and renamed (which may wait on the disk).
+    if (workers <= 0 || settings_.dry_run) workers = 4 * static_cast<int>(pool_size());
     workers = std::max(1, std::min<int>(workers, static_cast<int>(files_)));
     total_ = result_.files.size();
     for (std::size_t i = files_; i < total_; ++i) finish(result_.files[i]);
@@ -448,6 +451,7 @@ class Run {
     ioc_.run();
     pool_.join();
     large_pool_.join();
+    write_pool_.join();
     std::stable_sort(result_.files.begin(), result_.files.end(),
                      [](const FileResult& a, const FileResult& b) { return a.path < b.path; });
 
@@ -469,6 +473,7 @@ class Run {
   static std::size_t pool_size() {
     return std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   }
+  static std::size_t write_pool_size() { return 4 * pool_size(); }
 
   // Runs `f` on the hashing/writing pool for a file of `bytes` (large files have their own,
   // kLargeFileBytes) and resumes on the io thread with its result.
@@ -563,7 +568,13 @@ class Run {
           der = authenticode::add_timestamp(der, stamp.token);
         }
         if (settings_.append && prep.existing) der = authenticode::nest(*prep.existing, der);
-        co_await on_pool(r.bytes, [this, &r, &prep, &der] { write(r, prep, der); });
+        co_await asio::co_spawn(
+            write_pool_,
+            [this, &r, &prep, &der]() -> asio::awaitable<void> {
+              write(r, prep, der);
+              co_return;
+            },
+            asio::use_awaitable);
         r.status = Status::signed_ok;
       }
     } catch (const BudgetReached& e) {
@@ -764,11 +775,17 @@ class Run {
   Log& log_;
   const OnFileDone& on_done_;
   asio::io_context ioc_{1};
-  // Hashing, writing and CPU-bound signing: pool_ for files under kLargeFileBytes, large_pool_
-  // for the others; both pool_size() threads. Nothing on them touches Run's state but the
-  // FileResult and Prepared of their own file.
+  // Hashing (with the copy made while hashing) and CPU-bound signing: pool_ for files under
+  // kLargeFileBytes, large_pool_ for the others; both pool_size() threads. The write stage
+  // (filling in the copy, checking it, the rename) on write_pool_, write_pool_size() threads:
+  // it mostly waits on the file system (a rename over a file may wait for the disk to discard
+  // the replaced file's blocks, ~1 ms each where the file system is mounted with `discard`),
+  // and on a pool larger than the cores those waits do not hold the hashing and signing
+  // threads up. Nothing on them touches Run's state but the FileResult and Prepared of their
+  // own file.
   asio::thread_pool pool_;
   asio::thread_pool large_pool_;
+  asio::thread_pool write_pool_;
   Clock::time_point start_, deadline_;
   SignerHandle handle_;
   std::optional<tsa::TimestampAuthorities> tsa_;

@@ -94,8 +94,8 @@ struct Services {
 
 struct SignerHandle {
   std::unique_ptr<signer::Signer> signer;
-  // Files in flight at once unless `concurrency` says otherwise; 0: CPU-bound signer, two per
-  // hashing thread (one hashing while the other signs and writes).
+  // Files in flight at once unless `concurrency` says otherwise; 0: CPU-bound signer, four per
+  // hashing thread (one hashed or signed while the others are written).
   int preferred_concurrency = 8;
   // A CPU-bound signer (a local key) computes inside sign() without waiting on anything: the
   // engine calls it on the hashing pool, several files at once, so signing uses every core

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -57,6 +60,16 @@ bool is_terminal(std::FILE* stream) {
   return _isatty(_fileno(stream)) != 0;
 #else
   return ::isatty(fileno(stream)) != 0;
+#endif
+}
+
+void setup_memory() {
+#ifdef __GLIBC__
+  // From the heap up to 4 MiB (the chunks and the copy's queue), not mmap; and the heap's free
+  // top is given back only past 64 MiB. A run's peak memory is unchanged: what stays is what a
+  // file used and the next one uses again.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
 }
 
