@@ -328,11 +328,11 @@ constexpr std::uint64_t kSignatureBudget = std::uint64_t{1} << 20;
 // more than it saves on small ones).
 constexpr std::uint64_t kBackgroundHashBytes = 16 * 1024 * 1024;
 
-// Files from this size on are read and written on a pool of their own (Run::large_pool_): the
-// hashing of a few large files would otherwise hold every pool thread for seconds while small
-// files, ready in a millisecond, wait to send their first request. With two pools the kernel
-// shares the cores between both kinds, and the small files' requests go out while the large
-// files hash (the service's answers take longer than the hashing of a small file anyway).
+// Files from this size on are read (and copied while read) on a pool of their own
+// (Run::large_pool_): the hashing of a few large files would otherwise hold every pool thread for
+// seconds while small files, ready in a millisecond, wait to send their first request. With two
+// pools the kernel shares the cores between both kinds, and the small files' requests go out while
+// the large files hash (the service's answers take longer than the hashing of a small file anyway).
 constexpr std::uint64_t kLargeFileBytes = 16 * 1024 * 1024;
 
 // Feeds `h` the file's bytes from `from` to its end.
