@@ -8,6 +8,7 @@
 #include <deque>
 #include <exception>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -336,8 +337,7 @@ constexpr std::uint64_t kBackgroundHashBytes = 16 * 1024 * 1024;
 constexpr std::uint64_t kLargeFileBytes = 16 * 1024 * 1024;
 
 // Feeds `h` the file's bytes from `from` to its end.
-void hash_rest_of(const fs::path& p, std::uint64_t from, Hasher& h) {
-  platform::ReadFile f(p);
+void hash_rest_of(platform::ReadFile& f, std::uint64_t from, Hasher& h) {
   Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(1 << 20, f.size())));
   for (std::uint64_t off = from; off < f.size();) {
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), f.size() - off));
@@ -347,10 +347,20 @@ void hash_rest_of(const fs::path& p, std::uint64_t from, Hasher& h) {
   }
 }
 
-std::string sha256_of_file(const fs::path& p) {
+void hash_rest_of(const fs::path& p, std::uint64_t from, Hasher& h) {
+  platform::ReadFile f(p);
+  hash_rest_of(f, from, h);
+}
+
+std::string sha256_of(platform::ReadFile& f) {
   Hasher h(DigestAlg::sha256);
-  hash_rest_of(p, 0, h);
+  hash_rest_of(f, 0, h);
   return to_hex(h.finish());
+}
+
+std::string sha256_of_file(const fs::path& p) {
+  platform::ReadFile f(p);
+  return sha256_of(f);
 }
 
 // An error's text without the file name it starts with: the log line, the annotation and the
@@ -765,8 +775,16 @@ class Run {
                       "the original is unchanged");
     copy.reset();
     p.file.reset();  // close the original before replacing it (required on Windows)
+    // The hash after is read from the copy, opened before the rename, while the rename runs:
+    // replacing a file can take as long as a fifth of hashing it (freeing the original's pages
+    // and blocks, which a file system mounted with `discard` hands to the disk there and then).
+    std::future<std::string> after;
+    if (settings_.file_hashes)
+      after = std::async(
+          std::launch::async,
+          [f = std::make_shared<platform::ReadFile>(p.out->read_path())] { return sha256_of(*f); });
     p.out->commit();
-    if (settings_.file_hashes) r.sha256_after = sha256_of_file(r.target);
+    if (after.valid()) r.sha256_after = after.get();
   }
 
   const std::size_t files_;  // result_.files[0, files_) are signed, the rest were skipped

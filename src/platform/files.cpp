@@ -71,14 +71,34 @@ bool set_delete_on_close(HANDLE h, bool on) {
 }
 #endif
 
-std::FILE* open_file(const fs::path& p, const char* mode) {
 #ifdef _WIN32
-  std::wstring wmode(mode, mode + std::char_traits<char>::length(mode));
-  return _wfopen(long_path(p).c_str(), wmode.c_str());
-#else
-  return std::fopen(p.c_str(), mode);
-#endif
+// Sharing delete access: the file can be renamed or replaced while it is open, as on POSIX (the
+// engine hashes a signed copy while the copy is renamed over the original).
+std::FILE* open_for_reading(const fs::path& p) {
+  HANDLE h = CreateFileW(long_path(p).c_str(), GENERIC_READ,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                         OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) {
+    const DWORD err = GetLastError();
+    errno = err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND     ? ENOENT
+            : err == ERROR_ACCESS_DENIED || err == ERROR_SHARING_VIOLATION ? EACCES
+                                                                           : EIO;
+    return nullptr;
+  }
+  const int fd = _open_osfhandle(reinterpret_cast<intptr_t>(h), _O_RDONLY | _O_BINARY);
+  if (fd < 0) {
+    CloseHandle(h);
+    return nullptr;
+  }
+  std::FILE* f = _fdopen(fd, "rb");
+  if (!f) _close(fd);
+  return f;
 }
+#else
+std::FILE* open_for_reading(const fs::path& p) {
+  return std::fopen(p.c_str(), "rb");
+}
+#endif
 
 int seek(std::FILE* f, std::uint64_t off) {
 #ifdef _WIN32
@@ -104,7 +124,7 @@ ReadFile::ReadFile(const fs::path& path) : path_(path) {
   auto st = fs::status(native, ec);
   if (ec || !fs::exists(st)) throw FileError(to_utf8(path) + ": no such file");
   if (!fs::is_regular_file(st)) throw FileError(to_utf8(path) + ": not a regular file");
-  f_ = open_file(path, "rb");
+  f_ = open_for_reading(path);
   if (!f_) throw FileError(to_utf8(path) + ": cannot open for reading: " + describe_errno(errno));
   size_ = fs::file_size(native, ec);
   if (ec) throw FileError(to_utf8(path) + ": cannot read its size: " + ec.message());

@@ -20,7 +20,9 @@
 
 namespace tsign::platform {
 
-// A file opened for reading, with positioned reads. Throws FileError naming the path.
+// A file opened for reading, with positioned reads. Throws FileError naming the path. The file
+// may be renamed or replaced while it is open, on Windows too (its handle shares delete access):
+// the reads go on reading the file that was opened.
 class ReadFile {
  public:
   explicit ReadFile(const std::filesystem::path& path);

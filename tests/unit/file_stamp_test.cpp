@@ -70,6 +70,23 @@ TEST_CASE("ReplaceFile::patch overwrites written bytes, and writing appends agai
   CHECK(slurp(f) == "Z1ab456789tail");
 }
 
+TEST_CASE("a copy open for reading is renamed over the target, and read to its end after",
+          "[platform]") {
+  // The engine hashes a signed copy while it is renamed (an unnamed copy on Linux: read_path()
+  // is /proc/self/fd/N until commit()).
+  tsign::test::ScratchDir t{"readcopy"};
+  const fs::path f = t.path / "app.exe";
+  std::ofstream(f, std::ios::binary) << "old";
+  tsign::platform::ReplaceFile out(f);
+  out.write(bytes("signed bytes"));
+  out.close();
+  tsign::platform::ReadFile copy(out.read_path());
+  out.commit();
+  CHECK(slurp(f) == "signed bytes");
+  const tsign::Bytes read = copy.read_at(0, static_cast<std::size_t>(copy.size()));
+  CHECK(std::string(read.begin(), read.end()) == "signed bytes");
+}
+
 #ifdef __linux__
 #include <fcntl.h>
 #include <linux/magic.h>

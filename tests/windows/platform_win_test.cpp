@@ -230,6 +230,22 @@ TEST_CASE("ReplaceFile keeps the old bytes until commit and leaves nothing behin
   CHECK(names_in(t.path).size() == 1);
 }
 
+TEST_CASE("a copy open for reading is renamed over the target, and read to its end after",
+          "[windows]") {
+  // The engine hashes a signed copy while it is renamed: ReadFile shares delete access.
+  WinTemp t;
+  fs::path p = t.path / "app.exe";
+  put(p, "old");
+  platform::ReplaceFile f(p);
+  f.write(as_bytes(std::string("signed bytes")));
+  f.close();
+  platform::ReadFile copy(f.read_path());
+  f.commit();
+  CHECK(get(p) == "signed bytes");
+  const Bytes read = copy.read_at(0, static_cast<std::size_t>(copy.size()));
+  CHECK(std::string(read.begin(), read.end()) == "signed bytes");
+}
+
 TEST_CASE("a read-only target is reported and left unchanged", "[windows]") {
   WinTemp t;
   fs::path p = t.path / "ro.dll";
